@@ -15,7 +15,11 @@ export class LocalPostgresError extends Error {
   readonly code: LocalPostgresErrorCode;
   readonly retryable: boolean;
 
-  constructor(code: LocalPostgresErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+  constructor(
+    code: LocalPostgresErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = `LocalPostgresError [${code}]`;
     this.code = code;

@@ -1,3 +1,3 @@
 export { LocalPostgresError, type LocalPostgresErrorCode } from "./errors.js";
-export { resolveRuntime, type PostgresRuntime } from "./runtime.js";
+export { type PostgresRuntime, resolveRuntime } from "./runtime.js";
 export { freePort, LocalPostgres, type LocalPostgresOptions, randomPassword } from "./server.js";

@@ -44,7 +44,10 @@ export async function resolveRuntime(): Promise<PostgresRuntime> {
   let packageJson: string;
   try {
     // The package exports only dist/index.js; its root is two levels up.
-    packageJson = path.join(path.dirname(path.dirname(fileURLToPath(import.meta.resolve(pkg)))), "package.json");
+    packageJson = path.join(
+      path.dirname(path.dirname(fileURLToPath(import.meta.resolve(pkg)))),
+      "package.json",
+    );
     await fs.access(packageJson);
   } catch (cause) {
     throw new LocalPostgresError(
@@ -102,7 +105,14 @@ async function ensurePostgresAccount(): Promise<{ uid: number; gid: number }> {
   } catch {
     // PostgreSQL refuses to run as root, so as root we need an unprivileged account to run it.
     try {
-      await run("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]);
+      await run("useradd", [
+        "--system",
+        "--user-group",
+        "--no-create-home",
+        "--shell",
+        "/usr/sbin/nologin",
+        "postgres",
+      ]);
     } catch (cause) {
       throw new LocalPostgresError(
         "ACCOUNT_SETUP_FAILED",

@@ -92,7 +92,16 @@ export class LocalPostgres {
       try {
         const { child, exited } = await launch(runtime, dataDir, port, options, tlsSettings);
         const host = (options.listenAddresses ?? "127.0.0.1").split(",")[0]?.trim() || "127.0.0.1";
-        return new LocalPostgres({ host, port, user, dataDir, version: runtime.version, created, child, exited });
+        return new LocalPostgres({
+          host,
+          port,
+          user,
+          dataDir,
+          version: runtime.version,
+          created,
+          child,
+          exited,
+        });
       } catch (error) {
         // A free port can be taken between probing and binding; pick another unless the caller chose it.
         const retry = !explicitPort && error instanceof LocalPostgresError && error.code === "PORT_IN_USE";
@@ -145,7 +154,12 @@ async function isInitialised(dataDir: string): Promise<boolean> {
   }
 }
 
-async function initdb(runtime: PostgresRuntime, dataDir: string, user: string, options: LocalPostgresOptions) {
+async function initdb(
+  runtime: PostgresRuntime,
+  dataDir: string,
+  user: string,
+  options: LocalPostgresOptions,
+) {
   const entries = await fs.readdir(dataDir);
   if (entries.length > 0) {
     throw new LocalPostgresError(
@@ -184,7 +198,7 @@ async function writeHba(dataDir: string, runtime: PostgresRuntime, tlsOnly: bool
   const hba = [
     "# Written by @pgbind/local-postgres on every start.",
     "local all all scram-sha-256",
-    `${type} all all 127.0.0.1/32 scram-sha-256`,
+    `${type} all all 127.0.0.0/8 scram-sha-256`,
     `${type} all all ::1/128 scram-sha-256`,
     "",
   ].join("\n");
@@ -211,12 +225,22 @@ async function writeOwned(file: string, content: string, runtime: PostgresRuntim
 
 function childEnv(runtime: PostgresRuntime): NodeJS.ProcessEnv {
   // A minimal environment: the server must not pick up the caller's PG* variables or locale.
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C", LANG: "C", TZ: process.env.TZ ?? "UTC", HOME: runtime.root };
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    LC_ALL: "C",
+    LANG: "C",
+    TZ: process.env.TZ ?? "UTC",
+    HOME: runtime.root,
+  };
 }
 
 function runToExit(file: string, args: string[], runtime: PostgresRuntime) {
   return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(file, args, { ...runtime.account, env: childEnv(runtime), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(file, args, {
+      ...runtime.account,
+      env: childEnv(runtime),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString();
@@ -239,7 +263,9 @@ function launch(
   const settings: Record<string, string | number | boolean> = {
     listen_addresses: options.listenAddresses ?? "127.0.0.1",
     unix_socket_directories: "",
-    ...(options.durable === false ? { fsync: "off", synchronous_commit: "off", full_page_writes: "off" } : {}),
+    ...(options.durable === false
+      ? { fsync: "off", synchronous_commit: "off", full_page_writes: "off" }
+      : {}),
     ...tlsSettings,
     ...options.settings,
   };
@@ -293,7 +319,11 @@ function launch(
       cleanup();
       const log = tail.join("\n");
       if (/could not bind|Address already in use/i.test(log)) {
-        reject(new LocalPostgresError("PORT_IN_USE", `port ${port} is already in use:\n${log}`, { retryable: true }));
+        reject(
+          new LocalPostgresError("PORT_IN_USE", `port ${port} is already in use:\n${log}`, {
+            retryable: true,
+          }),
+        );
         return;
       }
       if (/lock file .* already exists|is another postmaster/i.test(log)) {
@@ -314,7 +344,11 @@ function launch(
     };
     const onSpawnError = (cause: Error) => {
       cleanup();
-      reject(new LocalPostgresError("START_FAILED", `could not run ${runtime.postgres}: ${cause.message}`, { cause }));
+      reject(
+        new LocalPostgresError("START_FAILED", `could not run ${runtime.postgres}: ${cause.message}`, {
+          cause,
+        }),
+      );
     };
     function cleanup() {
       clearTimeout(timer);
