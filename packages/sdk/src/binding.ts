@@ -179,6 +179,12 @@ export function validateBinding(bindingName: string, source: string, input: unkn
       problems.push(`${field}: ${checked}; expected ${EXAMPLES[fieldSpec.kind]}`);
     else output[field] = checked.value;
   }
+  if (output.database === "." || output.database === "..") {
+    // URL parsers resolve dot segments even when percent-encoded, so no connection URL can carry these.
+    problems.push(
+      `database: "${output.database}" cannot be expressed in a connection URL; rename the database`,
+    );
+  }
   if (
     service === "aurora" &&
     typeof output.region === "string" &&

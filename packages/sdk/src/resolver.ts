@@ -1,5 +1,6 @@
 import { type Binding, type ManagedBinding, type SslMode, validateBinding } from "./binding.js";
 import { PostgresConnection, type SslConfig, sslFor } from "./connection.js";
+import { PgBindError } from "./errors.js";
 import { type RetryOptions, withRetry } from "./retry.js";
 import type { ResolvedSecret, SecretStoreOptions } from "./secrets/types.js";
 import { type BindingEnv, checkBindingName, findBinding } from "./sources.js";
@@ -14,6 +15,8 @@ export interface ResolverOptions {
   readonly secretStores?: SecretStoreOptions;
   /** Retry of retryable secret-store failures; default 4 attempts, 100 ms doubling to 2 s, full jitter. */
   readonly retry?: RetryOptions;
+  /** How long one secret-store attempt may take before it counts as a (retryable) failure, default 10 s. */
+  readonly secretTimeoutMs?: number;
   /** How long a resolved secret is reused, default 60 s. 0 disables the cache. */
   readonly secretCacheTtlMs?: number;
   /** How long an `sslmode=prefer` TLS probe may keep trying to reach the server, default 30 s. */
@@ -117,7 +120,11 @@ export class BindingResolver {
     if (cached && (!cached.settled || (!opts.refresh && cached.expiresAt > now))) return cached.promise;
 
     const stores = opts.secretStores ?? {};
-    const promise = withRetry(() => fetchSecret(name, binding, stores), opts.retry);
+    const timeoutMs = opts.secretTimeoutMs ?? 10_000;
+    const promise = withRetry(
+      () => withTimeout(fetchSecret(name, binding, stores), timeoutMs, name, binding),
+      opts.retry,
+    );
     const entry: CacheEntry = { promise, settled: false, expiresAt: 0 };
     this.#secrets.set(key, entry);
     promise.then(
@@ -151,6 +158,24 @@ async function fetchSecret(
       throw new Error(`unhandled service ${JSON.stringify(exhaustive)}`);
     }
   }
+}
+
+function withTimeout<T>(task: Promise<T>, ms: number, name: string, binding: ManagedBinding): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new PgBindError(
+            "POSTGRES_SECRET_RESOLUTION_ERROR",
+            `binding "${name}" (service ${binding.service}): the secret store did not answer within ${ms} ms`,
+            { bindingName: name, retryable: true },
+          ),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([task, timeout]).finally(() => clearTimeout(timer));
 }
 
 function secretKey(binding: ManagedBinding): string {

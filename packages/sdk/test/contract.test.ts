@@ -102,6 +102,11 @@ describe("INVALID_BINDING_CONFIG", () => {
     ["port fractional", { ...local, port: 5432.5 }, [/port: got a number/]],
     ["empty host", { ...local, host: "" }, [/host: is empty/]],
     ["empty database", { ...local, database: " " }, [/database: is empty/]],
+    [
+      "dot database",
+      { ...local, database: ".." },
+      [/database: ".." cannot be expressed in a connection URL/],
+    ],
     ["password not a string", { ...local, password: 42 }, [/password: got a number/]],
     [
       "bad sslmode",
