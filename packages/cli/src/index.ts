@@ -1,25 +1,34 @@
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { type BindingEnv, BindingResolver, isPgBindError } from "@pgbind/sdk";
+import { resolveCommand } from "./commands/resolve.js";
+import { CliError, EXIT } from "./errors.js";
+import type { CliIo, Command } from "./io.js";
 
-/** Where the CLI writes and what it reads; injectable for tests. */
-export interface CliIo {
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
-  readonly env: BindingEnv;
-}
+export { CliError, type CliErrorCode, EXIT, type ExitCode } from "./errors.js";
+export type { CliIo, Command } from "./io.js";
 
-/** Exit codes: 0 success, 1 the operation failed, 2 the command line was wrong. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+const COMMANDS: Record<string, { readonly run: Command; readonly usage: string; readonly summary: string }> =
+  {
+    resolve: {
+      run: resolveCommand,
+      usage: "pgbind resolve <name> [--json]",
+      summary:
+        "Resolve binding <name> (PGBIND_<NAME>_BINDING or $SERVICE_BINDING_ROOT/<name>/), password masked",
+    },
+  };
 
-const USAGE = `pgbind — Postgres bindings that resolve into working, correctly secured connections
+function usage(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
+  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
+  return `pgbind — Postgres bindings that resolve into working, correctly secured connections
 
 Usage:
-  pgbind resolve <name> [--json]   Resolve binding <name> from PGBIND_<NAME>_BINDING or
-                                   $SERVICE_BINDING_ROOT/<name>/ and print it (password masked)
-  pgbind --version                 Print the version
-  pgbind help                      Show this help
+${lines.join("\n")}
+  ${"pgbind --version".padEnd(width)}  Print the version
+  ${"pgbind help".padEnd(width)}  Show this help
+
+Exit codes: 0 success, 1 the operation failed, 2 bad command line, manifest or project.
 `;
+}
 
 /** Runs the pgbind command line and returns the exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -29,69 +38,29 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     case "help":
     case "--help":
     case "-h":
-      io.stdout(USAGE);
+      io.stdout(usage());
       return command === undefined ? EXIT.usage : EXIT.ok;
     case "--version":
     case "-v":
       io.stdout(`${version()}\n`);
       return EXIT.ok;
-    case "resolve":
-      return resolveCommand(rest, io);
-    default:
-      io.stderr(`pgbind: unknown command "${command}"; commands: resolve, help, --version\n`);
-      return EXIT.usage;
   }
-}
-
-async function resolveCommand(argv: readonly string[], io: CliIo): Promise<number> {
-  let parsed: ReturnType<typeof parseResolveArgs>;
+  const entry = COMMANDS[command];
+  if (entry === undefined) {
+    io.stderr(
+      `pgbind: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")}, help, --version\n`,
+    );
+    return EXIT.usage;
+  }
   try {
-    parsed = parseResolveArgs(argv);
+    return await entry.run(rest, io);
   } catch (error) {
-    io.stderr(`pgbind resolve: ${(error as Error).message}\nUsage: pgbind resolve <name> [--json]\n`);
-    return EXIT.usage;
-  }
-  const name = parsed.positionals[0];
-  if (name === undefined || parsed.positionals.length > 1) {
-    io.stderr("pgbind resolve: expected exactly one binding name\nUsage: pgbind resolve <name> [--json]\n");
-    return EXIT.usage;
-  }
-  try {
-    const conn = await new BindingResolver({ env: io.env }).getPostgresConnection(name);
-    if (parsed.values.json) {
-      io.stdout(`${JSON.stringify(conn, null, 2)}\n`);
-    } else {
-      const rows: [string, string][] = [
-        ["connection", conn.redactedConnectionString],
-        ["host", conn.host],
-        ["port", String(conn.port)],
-        ["database", conn.database],
-        ["username", conn.username],
-        ["sslmode", conn.sslmode],
-        [
-          "tls",
-          conn.ssl === false ? "off" : conn.ssl.rejectUnauthorized ? "on, verified" : "on, not verified",
-        ],
-      ];
-      const width = Math.max(...rows.map(([k]) => k.length));
-      io.stdout(`${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n")}\n`);
+    if (error instanceof CliError) {
+      io.stderr(`pgbind ${command}: ${error.message}\n`);
+      return error.exitCode;
     }
-    return EXIT.ok;
-  } catch (error) {
-    if (!isPgBindError(error)) throw error;
-    if (parsed.values.json) io.stdout(`${JSON.stringify({ error: error.toJSON() }, null, 2)}\n`);
-    io.stderr(`pgbind resolve: ${error.code}${error.retryable ? " (retryable)" : ""}: ${error.message}\n`);
-    return EXIT.failed;
+    throw error;
   }
-}
-
-function parseResolveArgs(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: { json: { type: "boolean" } },
-  });
 }
 
 function version(): string {
