@@ -67,3 +67,19 @@ describe("pgbind CLI", () => {
     assert.match((await pgbind(["--version"])).stdout, /^\d+\.\d+\.\d+\n$/);
   });
 });
+
+describe("pgbind help", () => {
+  it("lists every command with the usage line the command itself reports", async () => {
+    const help = (await pgbind(["help"])).stdout;
+    const modules = {
+      dev: (await import("../src/commands/dev.ts")).DEV_USAGE,
+      run: (await import("../src/commands/run.ts")).RUN_USAGE,
+      serve: (await import("../src/commands/serve.ts")).SERVE_USAGE,
+      check: (await import("../src/commands/check.ts")).CHECK_USAGE,
+      resolve: (await import("../src/commands/resolve.ts")).RESOLVE_USAGE,
+    };
+    for (const [name, usage] of Object.entries(modules)) {
+      assert.ok(help.includes(usage), `help should show "${usage}" for ${name}`);
+    }
+  });
+});

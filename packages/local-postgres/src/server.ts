@@ -27,6 +27,8 @@ export interface LocalPostgresOptions {
   readonly durable?: boolean;
   /** Give up starting after this long, default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Called before initdb runs, i.e. only when a new cluster is created (it takes a second or two). */
+  readonly onInitialise?: () => void;
   /** Receives server log lines. */
   readonly onLog?: (line: string) => void;
 }
@@ -82,7 +84,10 @@ export class LocalPostgres {
     const dataDir = path.resolve(options.dataDir);
     await prepareDataDir(dataDir, runtime);
     const created = !(await isInitialised(dataDir));
-    if (created) await initdb(runtime, dataDir, user, options);
+    if (created) {
+      options.onInitialise?.();
+      await initdb(runtime, dataDir, user, options);
+    }
     await writeHba(dataDir, runtime, options.tls?.required === true);
     const tlsSettings = options.tls ? await writeTls(dataDir, runtime, options.tls) : {};
 

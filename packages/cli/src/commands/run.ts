@@ -1,0 +1,51 @@
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { BindingResolver, bindingEnvName, isPgBindError } from "@pgbind/sdk";
+import { runChild } from "../child.js";
+import { CliError } from "../errors.js";
+import type { Command } from "../io.js";
+import { loadManifest } from "../manifest.js";
+
+export const RUN_USAGE = "pgbind run [--manifest w7s.json] -- <command …>";
+
+/**
+ * `pgbind run`: runs any process (a server, a migration, psql) with the manifest's bindings in its
+ * environment. Under `pgbind dev` they are already injected and are checked here, so a missing or
+ * broken binding fails before the command starts rather than inside it.
+ */
+export const runCommand: Command = async (argv, io) => {
+  const split = argv.indexOf("--");
+  if (split === -1 || split === argv.length - 1) {
+    throw new CliError("USAGE", `expected a command after --\nUsage: ${RUN_USAGE}`);
+  }
+  let values: { manifest?: string | undefined };
+  try {
+    ({ values } = parseArgs({
+      args: argv.slice(0, split),
+      strict: true,
+      allowPositionals: false,
+      options: { manifest: { type: "string" } },
+    }));
+  } catch (error) {
+    throw new CliError("USAGE", `${(error as Error).message}\nUsage: ${RUN_USAGE}`);
+  }
+  const manifest = await loadManifest(path.resolve(io.cwd, values.manifest ?? "w7s.json"));
+  const resolver = new BindingResolver({ env: io.env });
+  for (const { binding, id } of manifest.bindings) {
+    const variable = bindingEnvName(binding);
+    if (io.env[variable] === undefined) {
+      throw new CliError(
+        "BINDING_UNAVAILABLE",
+        `binding ${binding} (id "${id}") is not available: ${variable} is not set. Run under the local platform, e.g. \`pgbind dev -- pgbind run -- <command>\``,
+      );
+    }
+    try {
+      await resolver.getPostgresConnection(binding);
+    } catch (error) {
+      if (!isPgBindError(error)) throw error;
+      throw new CliError("BINDING_UNAVAILABLE", `binding ${binding} (id "${id}"): ${error.message}`, { cause: error });
+    }
+  }
+  const [file, ...args] = argv.slice(split + 1) as [string, ...string[]];
+  return runChild({ command: file, args, env: { ...(io.env as NodeJS.ProcessEnv) }, cwd: io.cwd });
+};
