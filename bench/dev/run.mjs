@@ -16,7 +16,11 @@ const marker = [process.execPath, "-e", "process.stdout.write('up')"];
 function timeUntilMarker(file, args, cwd) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(file, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH } });
+    const child = spawn(file, args, {
+      cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH },
+    });
     let seen;
     let stderr = "";
     child.stdout.on("data", (d) => {
@@ -41,7 +45,10 @@ const median = (xs) => {
 
 const dir = await mkdtemp(path.join(os.tmpdir(), "pgbind-bench-dev-"));
 await chmod(dir, 0o755);
-await writeFile(path.join(dir, "w7s.json"), JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: "bench" }] } }));
+await writeFile(
+  path.join(dir, "w7s.json"),
+  JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: "bench" }] } }),
+);
 const samples = { baseline: [], cold: [], warm: [], coldTotal: [], warmTotal: [] };
 try {
   for (let i = 0; i < runs; i++) {
@@ -60,11 +67,20 @@ const fmt = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const base = median(samples.baseline);
 const rows = [
   ["baseline: spawn the command directly", base, undefined, undefined],
-  ["cold: `pgbind dev --fresh -- cmd` (initdb + start)", median(samples.cold), 3000, median(samples.coldTotal)],
+  [
+    "cold: `pgbind dev --fresh -- cmd` (initdb + start)",
+    median(samples.cold),
+    3000,
+    median(samples.coldTotal),
+  ],
   ["warm: `pgbind dev -- cmd` (existing cluster)", median(samples.warm), 1500, median(samples.warmTotal)],
 ];
-console.log(`## pgbind dev start-up (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version}, ${runs} runs each, interleaved)\n`);
-console.log("| Case | to command running (median) | × baseline | target | result | whole run incl. stop (median) |");
+console.log(
+  `## pgbind dev start-up (${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version}, ${runs} runs each, interleaved)\n`,
+);
+console.log(
+  "| Case | to command running (median) | × baseline | target | result | whole run incl. stop (median) |",
+);
 console.log("|---|---:|---:|---:|:---:|---:|");
 for (const [label, value, target, total] of rows) {
   console.log(

@@ -2,7 +2,14 @@ import postgres from "postgres";
 
 /** What the platform hands the backend for each binding in w7s.json. */
 type Env = {
-  DB: { connectionString: string; host: string; port: number; user: string; password: string; database: string };
+  DB: {
+    connectionString: string;
+    host: string;
+    port: number;
+    user: string;
+    password: string;
+    database: string;
+  };
 };
 
 interface ExecutionContext {
@@ -46,11 +53,12 @@ export default {
       if (typeof input?.body !== "string" || input.body.length === 0 || input.body.length > 10_000) {
         return Response.json({ error: 'expected JSON {"body": "<1 to 10000 characters>"}' }, { status: 400 });
       }
-      const [note] = await sql`insert into notes (body) values (${input.body}) returning id::text, body, created_at`;
+      const [note] =
+        await sql`insert into notes (body) values (${input.body}) returning id::text, body, created_at`;
       return Response.json({ note }, { status: 201 });
     }
     if (url.pathname === "/") {
-      return new Response("notes API: GET /notes, POST /notes {\"body\": \"…\"}, GET /now\n", {
+      return new Response('notes API: GET /notes, POST /notes {"body": "…"}, GET /now\n', {
         headers: { "content-type": "text/plain; charset=utf-8" },
       });
     }

@@ -95,10 +95,6 @@ export function runChild(options: RunChildOptions): Promise<number> {
 function commandError(command: string, cause: unknown): CliError {
   const code = (cause as { code?: string }).code;
   const reason =
-    code === "ENOENT"
-      ? "not found on PATH"
-      : code === "EACCES"
-        ? "not executable"
-        : (cause as Error).message;
+    code === "ENOENT" ? "not found on PATH" : code === "EACCES" ? "not executable" : (cause as Error).message;
   return new CliError("COMMAND_FAILED", `could not run \`${command}\`: ${reason}`, { cause });
 }

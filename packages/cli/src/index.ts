@@ -1,20 +1,46 @@
 import { readFileSync } from "node:fs";
-import { resolveCommand } from "./commands/resolve.js";
 import { CliError, EXIT } from "./errors.js";
 import type { CliIo, Command } from "./io.js";
 
 export { CliError, type CliErrorCode, EXIT, type ExitCode } from "./errors.js";
 export type { CliIo, Command } from "./io.js";
 
-const COMMANDS: Record<string, { readonly run: Command; readonly usage: string; readonly summary: string }> =
-  {
-    resolve: {
-      run: resolveCommand,
-      usage: "pgbind resolve <name> [--json]",
-      summary:
-        "Resolve binding <name> (PGBIND_<NAME>_BINDING or $SERVICE_BINDING_ROOT/<name>/), password masked",
-    },
-  };
+interface CommandEntry {
+  /** Loaded on use, so `pgbind resolve` does not pay for the HTTP server or the PostgreSQL driver. */
+  readonly load: () => Promise<Command>;
+  readonly usage: string;
+  readonly summary: string;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+  dev: {
+    load: async () => (await import("./commands/dev.js")).devCommand,
+    usage:
+      "pgbind dev [--manifest w7s.json] [--fresh] [--grace-ms 5000] [--serve <entry> [--port 8787]] [-- <command …>]",
+    summary: "Run a local PostgreSQL (data in .pgbind/) and inject the manifest's bindings into a command",
+  },
+  run: {
+    load: async () => (await import("./commands/run.js")).runCommand,
+    usage: "pgbind run [--manifest w7s.json] -- <command …>",
+    summary: "Run any command with the manifest's bindings, checked before it starts",
+  },
+  serve: {
+    load: async () => (await import("./commands/serve.js")).serveCommand,
+    usage: "pgbind serve <entry> [--manifest w7s.json] [--port 8787] [--host 127.0.0.1] [--watch]",
+    summary: "Serve a fetch-handler module (export default { fetch }) over HTTP, env holding the bindings",
+  },
+  check: {
+    load: async () => (await import("./commands/check.js")).checkCommand,
+    usage: "pgbind check [dir] [--manifest <file>] [--entry <file>] [--json]",
+    summary: "Check a W7S project without running it: w7s.json, the server bundle, its compatibility flags",
+  },
+  resolve: {
+    load: async () => (await import("./commands/resolve.js")).resolveCommand,
+    usage: "pgbind resolve <name> [--json]",
+    summary:
+      "Resolve binding <name> (PGBIND_<NAME>_BINDING or $SERVICE_BINDING_ROOT/<name>/), password masked",
+  },
+};
 
 function usage(): string {
   const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
@@ -53,7 +79,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return EXIT.usage;
   }
   try {
-    return await entry.run(rest, io);
+    return await (await entry.load())(rest, io);
   } catch (error) {
     if (error instanceof CliError) {
       io.stderr(`pgbind ${command}: ${error.message}\n`);

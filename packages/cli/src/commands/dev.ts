@@ -30,11 +30,17 @@ export const devCommand: Command = async (argv, io) => {
     throw new CliError("USAGE", `give either --serve <entry> or -- <command>, not both\nUsage: ${DEV_USAGE}`);
   }
   if (values.port !== undefined && values.serve === undefined) {
-    throw new CliError("USAGE", `--port is the --serve port; without --serve it has no meaning\nUsage: ${DEV_USAGE}`);
+    throw new CliError(
+      "USAGE",
+      `--port is the --serve port; without --serve it has no meaning\nUsage: ${DEV_USAGE}`,
+    );
   }
   const graceMs = values["grace-ms"] === undefined ? undefined : Number(values["grace-ms"]);
   if (graceMs !== undefined && !(Number.isInteger(graceMs) && graceMs >= 0)) {
-    throw new CliError("USAGE", `--grace-ms: "${values["grace-ms"]}" is not a whole number of milliseconds (e.g. 5000)`);
+    throw new CliError(
+      "USAGE",
+      `--grace-ms: "${values["grace-ms"]}" is not a whole number of milliseconds (e.g. 5000)`,
+    );
   }
   const manifestFile = path.resolve(io.cwd, values.manifest ?? "w7s.json");
   const manifest = await loadManifest(manifestFile);

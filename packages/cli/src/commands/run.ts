@@ -43,7 +43,9 @@ export const runCommand: Command = async (argv, io) => {
       await resolver.getPostgresConnection(binding);
     } catch (error) {
       if (!isPgBindError(error)) throw error;
-      throw new CliError("BINDING_UNAVAILABLE", `binding ${binding} (id "${id}"): ${error.message}`, { cause: error });
+      throw new CliError("BINDING_UNAVAILABLE", `binding ${binding} (id "${id}"): ${error.message}`, {
+        cause: error,
+      });
     }
   }
   const [file, ...args] = argv.slice(split + 1) as [string, ...string[]];

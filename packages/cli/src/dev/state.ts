@@ -93,7 +93,10 @@ export async function dataDirFor(paths: DevPaths): Promise<string> {
   await fs.mkdir(base, { recursive: true, mode: 0o755 });
   await fs.chmod("/var/lib/pgbind", 0o755);
   await fs.chmod(base, 0o755);
-  const target = path.join(base, createHash("sha256").update(path.resolve(paths.root)).digest("hex").slice(0, 16));
+  const target = path.join(
+    base,
+    createHash("sha256").update(path.resolve(paths.root)).digest("hex").slice(0, 16),
+  );
   await fs.symlink(target, paths.dataLink);
   return target;
 }
@@ -108,9 +111,13 @@ async function traversable(dir: string): Promise<boolean> {
 
 /** Writes a libpq password file (mode 0600) for the banner's psql command line. */
 export async function writePgpass(paths: DevPaths, state: DevState, host: string): Promise<void> {
-  const escape = (value: string) => value.replaceAll("\\", "\\\\").replaceAll(":", "\\:");
-  await fs.writeFile(paths.pgpassFile, `${escape(host)}:${state.port}:*:postgres:${escape(state.password)}\n`, {
-    mode: 0o600,
-  });
+  const pgpassField = (value: string) => value.replaceAll("\\", "\\\\").replaceAll(":", "\\:");
+  await fs.writeFile(
+    paths.pgpassFile,
+    `${pgpassField(host)}:${state.port}:*:postgres:${pgpassField(state.password)}\n`,
+    {
+      mode: 0o600,
+    },
+  );
   await fs.chmod(paths.pgpassFile, 0o600);
 }
