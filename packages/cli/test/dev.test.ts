@@ -176,14 +176,26 @@ describe("pgbind dev", () => {
 
   it("pgbind run checks the manifest's bindings and passes them to the command", async () => {
     const ok = await pgbind(
-      ["dev", "--", PGBIND, "run", "--", process.execPath, path.join(a.path, "workload.mjs"), "select 40 + 2 as n"],
+      [
+        "dev",
+        "--",
+        PGBIND,
+        "run",
+        "--",
+        process.execPath,
+        path.join(a.path, "workload.mjs"),
+        "select 40 + 2 as n",
+      ],
       a.path,
     ).done;
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(JSON.parse(ok.stdout).rows, [{ n: 42 }]);
     const outside = await pgbind(["run", "--", process.execPath, "-e", "process.exit(0)"], a.path).done;
     assert.equal(outside.code, 2);
-    assert.match(outside.stderr, /binding DB \(id "local-db"\) is not available: PGBIND_DB_BINDING is not set/);
+    assert.match(
+      outside.stderr,
+      /binding DB \(id "local-db"\) is not available: PGBIND_DB_BINDING is not set/,
+    );
     assert.match(outside.stderr, /pgbind dev -- pgbind run -- <command>/);
     const noCommand = await pgbind(["run"], a.path).done;
     assert.equal(noCommand.code, 2);
