@@ -1,0 +1,238 @@
+/** What the pool needs from a server connection. */
+export interface Poolable {
+  /** False once the connection broke or was told to close; such connections are never handed out. */
+  readonly usable: boolean;
+  /** Closes the connection (gracefully if possible); must not throw. */
+  close(): void;
+}
+
+export interface PoolOptions<T extends Poolable> {
+  /** Maximum server connections, busy and idle together. */
+  readonly size: number;
+  /** Opens a server connection; may take long (origin waking up) and may reject. */
+  readonly connect: () => Promise<T>;
+  /** How long `acquire` waits for a connection before failing, ms; 0 waits forever. */
+  readonly queryWaitMs: number;
+  /** Idle connections older than this many ms of idleness are closed; 0 keeps them. */
+  readonly idleMs: number;
+  /** Connections older than this are retired when they come back idle; 0 keeps them. */
+  readonly lifetimeMs: number;
+  /** Injected clock, for tests. */
+  readonly now?: () => number;
+}
+
+/** Why `acquire` failed: the wait ran out, or the pool was closed. */
+export class PoolError extends Error {
+  readonly code: "POOL_TIMEOUT" | "POOL_CLOSED" | "CONNECT_FAILED";
+  constructor(code: PoolError["code"], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "PoolError";
+    this.code = code;
+  }
+}
+
+interface Waiter<T> {
+  readonly resolve: (conn: T) => void;
+  readonly reject: (error: Error) => void;
+  readonly since: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Slot<T> {
+  readonly conn: T;
+  readonly createdAt: number;
+  idleSince: number;
+}
+
+/** Point-in-time figures for `SHOW POOLS` and metrics. */
+export interface PoolStats {
+  readonly active: number;
+  readonly idle: number;
+  readonly connecting: number;
+  readonly waiting: number;
+  /** How long the oldest waiter has waited, ms. */
+  readonly maxWaitMs: number;
+  readonly paused: boolean;
+}
+
+/**
+ * A bounded pool of server connections with a FIFO wait queue. Every state change goes through
+ * `#pulse()`, which hands idle connections to waiters and opens new ones while below `size`
+ * (the pg-pool `_pulseQueue` pattern): one place decides, so no path can forget a waiter.
+ */
+export class ServerPool<T extends Poolable> {
+  readonly #options: PoolOptions<T>;
+  readonly #now: () => number;
+  readonly #idle: Slot<T>[] = [];
+  readonly #busy = new Map<T, Slot<T>>();
+  readonly #waiters: Waiter<T>[] = [];
+  #connecting = 0;
+  #paused = false;
+  #closed = false;
+  #reaper: NodeJS.Timeout | undefined;
+
+  constructor(options: PoolOptions<T>) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    const interval = Math.min(
+      options.idleMs || Number.POSITIVE_INFINITY,
+      options.lifetimeMs || Number.POSITIVE_INFINITY,
+    );
+    if (Number.isFinite(interval)) {
+      this.#reaper = setInterval(() => this.#reap(), Math.max(1_000, Math.floor(interval / 4)));
+      this.#reaper.unref();
+    }
+  }
+
+  /** Waits for a server connection; the caller must `release` it. */
+  acquire(): Promise<T> {
+    if (this.#closed) return Promise.reject(new PoolError("POOL_CLOSED", "the pool is closed"));
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter<T> = { resolve, reject, since: this.#now(), timer: undefined };
+      const waitMs = this.#options.queryWaitMs;
+      if (waitMs > 0) {
+        waiter.timer = setTimeout(() => {
+          this.#removeWaiter(waiter);
+          reject(
+            new PoolError(
+              "POOL_TIMEOUT",
+              `no server connection became free within ${waitMs / 1000} s (pool size ${this.#options.size})`,
+            ),
+          );
+        }, waitMs);
+      }
+      this.#waiters.push(waiter);
+      this.#pulse();
+    });
+  }
+
+  /** Returns a connection; one that is unusable, or told not to be reused, is closed. */
+  release(conn: T, reuse = true): void {
+    const slot = this.#busy.get(conn);
+    if (!slot) return;
+    this.#busy.delete(conn);
+    const lifetime = this.#options.lifetimeMs;
+    const expired = lifetime > 0 && this.#now() - slot.createdAt >= lifetime;
+    if (!reuse || !conn.usable || expired || this.#closed) {
+      conn.close();
+    } else {
+      slot.idleSince = this.#now();
+      this.#idle.push(slot);
+    }
+    this.#pulse();
+  }
+
+  /** Stops handing out connections (admin PAUSE); waiters keep waiting. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#pulse();
+  }
+
+  /** Closes idle connections now and busy ones as they come back; fails all waiters. */
+  close(): void {
+    this.#closed = true;
+    if (this.#reaper) clearInterval(this.#reaper);
+    for (const slot of this.#idle.splice(0)) slot.conn.close();
+    for (const waiter of this.#waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new PoolError("POOL_CLOSED", "the pool is closing"));
+    }
+  }
+
+  /** Closes idle connections (config reload changed the origin); busy ones close on release. */
+  drainIdle(): void {
+    for (const slot of this.#idle.splice(0)) slot.conn.close();
+  }
+
+  get stats(): PoolStats {
+    const oldest = this.#waiters[0];
+    return {
+      active: this.#busy.size,
+      idle: this.#idle.length,
+      connecting: this.#connecting,
+      waiting: this.#waiters.length,
+      maxWaitMs: oldest ? this.#now() - oldest.since : 0,
+      paused: this.#paused,
+    };
+  }
+
+  /** Busy connections, for `SHOW SERVERS`. */
+  get busy(): IterableIterator<T> {
+    return this.#busy.keys();
+  }
+
+  #pulse(): void {
+    if (this.#closed || this.#paused) return;
+    while (this.#waiters.length > 0) {
+      const slot = this.#takeIdle();
+      if (!slot) break;
+      const waiter = this.#waiters.shift() as Waiter<T>;
+      clearTimeout(waiter.timer);
+      this.#busy.set(slot.conn, slot);
+      waiter.resolve(slot.conn);
+    }
+    const total = this.#busy.size + this.#idle.length + this.#connecting;
+    const missing = Math.min(this.#waiters.length - this.#connecting, this.#options.size - total);
+    for (let i = 0; i < missing; i++) this.#open();
+  }
+
+  #takeIdle(): Slot<T> | undefined {
+    // Most recently used first: keeps a warm core and lets surplus connections idle out.
+    for (let slot = this.#idle.pop(); slot; slot = this.#idle.pop()) {
+      if (slot.conn.usable) return slot;
+      slot.conn.close();
+    }
+    return undefined;
+  }
+
+  #open(): void {
+    this.#connecting++;
+    this.#options.connect().then(
+      (conn) => {
+        this.#connecting--;
+        if (this.#closed) {
+          conn.close();
+          return;
+        }
+        this.#idle.push({ conn, createdAt: this.#now(), idleSince: this.#now() });
+        this.#pulse();
+      },
+      (cause: unknown) => {
+        this.#connecting--;
+        // Everyone waiting would hit the same origin failure; fail the oldest waiter, retry for the rest.
+        const waiter = this.#waiters.shift();
+        if (waiter) {
+          clearTimeout(waiter.timer);
+          const reason = cause instanceof Error ? cause.message : String(cause);
+          waiter.reject(
+            new PoolError("CONNECT_FAILED", `could not connect to the origin: ${reason}`, { cause }),
+          );
+        }
+        this.#pulse();
+      },
+    );
+  }
+
+  #reap(): void {
+    const now = this.#now();
+    const { idleMs, lifetimeMs } = this.#options;
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const slot = this.#idle[i] as Slot<T>;
+      const idleTooLong = idleMs > 0 && now - slot.idleSince >= idleMs;
+      const tooOld = lifetimeMs > 0 && now - slot.createdAt >= lifetimeMs;
+      if (idleTooLong || tooOld || !slot.conn.usable) {
+        this.#idle.splice(i, 1);
+        slot.conn.close();
+      }
+    }
+  }
+
+  #removeWaiter(waiter: Waiter<T>): void {
+    const index = this.#waiters.indexOf(waiter);
+    if (index !== -1) this.#waiters.splice(index, 1);
+  }
+}
