@@ -1,2 +1,5 @@
+export { BindingRuntime } from "./binding-runtime.js";
 export * from "./config.js";
 export * from "./config-source.js";
+export { Gateway, type GatewayLog, type GatewayOptions } from "./gateway.js";
+export { PoolError, ServerPool } from "./pool.js";

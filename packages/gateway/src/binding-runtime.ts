@@ -1,0 +1,73 @@
+import { ScramKeyCache } from "@pgbind/protocol";
+import type { ClientSession } from "./client-session.js";
+import type { BindingConfig } from "./config.js";
+import { ServerPool } from "./pool.js";
+import { ServerConnection } from "./server-connection.js";
+
+/** Counters for SHOW STATS and metrics. */
+export interface BindingCounters {
+  transactions: number;
+  serverConnects: number;
+  serverConnectFailures: number;
+}
+
+/** A binding being served: its config, its server pool, its clients and what the origin reported. */
+export class BindingRuntime {
+  readonly config: BindingConfig;
+  readonly pool: ServerPool<ServerConnection>;
+  readonly clients = new Set<ClientSession>();
+  readonly counters: BindingCounters = { transactions: 0, serverConnects: 0, serverConnectFailures: 0 };
+  #parameters: ReadonlyMap<string, string> | undefined;
+
+  constructor(config: BindingConfig, scramCache: ScramKeyCache = new ScramKeyCache()) {
+    this.config = config;
+    this.pool = new ServerPool<ServerConnection>({
+      size: config.poolSize,
+      queryWaitMs: config.timeouts.queryWaitMs,
+      idleMs: config.timeouts.idleServerMs,
+      lifetimeMs: config.timeouts.serverLifetimeMs,
+      connect: async () => {
+        try {
+          const server = await ServerConnection.connect(config.origin, {
+            timeoutMs: config.timeouts.connectMs,
+            applicationName: "pgbind",
+            scramCache,
+          });
+          this.counters.serverConnects++;
+          this.#parameters ??= server.parameters;
+          return server;
+        } catch (error) {
+          this.counters.serverConnectFailures++;
+          throw error;
+        }
+      },
+    });
+  }
+
+  /**
+   * The ParameterStatus values clients get at start-up: the origin's own, learned from the first server
+   * connection (opened now if there is none yet).
+   */
+  async originParameters(): Promise<ReadonlyMap<string, string>> {
+    if (this.#parameters) return this.#parameters;
+    const server = await this.pool.acquire();
+    this.pool.release(server);
+    return server.parameters;
+  }
+
+  sessionOpened(session: ClientSession): void {
+    this.clients.add(session);
+  }
+
+  sessionClosed(session: ClientSession): void {
+    this.clients.delete(session);
+  }
+
+  countTransactions(n: number): void {
+    this.counters.transactions += n;
+  }
+
+  close(): void {
+    this.pool.close();
+  }
+}

@@ -1,0 +1,407 @@
+import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import type net from "node:net";
+import tls from "node:tls";
+import {
+  AUTHENTICATION_OK,
+  buildAuthenticationSASL,
+  buildAuthenticationSASLContinue,
+  buildAuthenticationSASLFinal,
+  buildBackendKeyData,
+  buildErrorResponse,
+  buildNegotiateProtocolVersion,
+  buildParameterStatus,
+  buildReadyForQuery,
+  CANCEL_REQUEST_CODE,
+  createMockScramVerifier,
+  type ErrorFields,
+  type Frame,
+  FrameScanner,
+  FrontendMessage,
+  GSSENC_REQUEST_CODE,
+  isProtocolError,
+  MessageFramer,
+  PROTOCOL_VERSION_3,
+  parseCancelRequest,
+  parseQuery,
+  parseSASLInitialResponse,
+  parseSASLResponse,
+  parseStartupMessage,
+  ScramServerSession,
+  SSL_REQUEST_CODE,
+  TransactionStatus,
+} from "@pgbind/protocol";
+import type { BindingRuntime } from "./binding-runtime.js";
+import { PoolError } from "./pool.js";
+import type { ServerConnection } from "./server-connection.js";
+import { refusalQuery, sessionFeature } from "./session-features.js";
+
+/** What a client session needs from the gateway around it. */
+export interface SessionHost {
+  readonly tls: tls.SecureContext | undefined;
+  /** Finds the binding serving a client database name. */
+  binding(database: string): BindingRuntime | undefined;
+  /** Registers the BackendKeyData handed to a client, for CancelRequest. */
+  register(session: ClientSession): void;
+  unregister(session: ClientSession): void;
+  /** Forwards a CancelRequest carrying the gateway's own key to the right origin backend. */
+  cancel(processId: number, secretKey: Buffer): void;
+  readonly mockSecret: Buffer;
+  /** Client messages larger than this are refused (protects memory). */
+  readonly maxClientMessage: number;
+  log(event: string, fields: Record<string, unknown>): void;
+}
+
+type State = "startup" | "authenticating" | "ready" | "closed";
+
+/**
+ * One client connection: the start-up handshake (TLS, SCRAM against the binding's stored verifiers) and
+ * then transaction or session pooling: a server connection is held from the first message of a
+ * transaction until ReadyForQuery reports idle with every Sync answered.
+ */
+export class ClientSession {
+  readonly processId = randomInt(1, 2 ** 31 - 1);
+  readonly secretKey = randomBytes(4);
+  readonly connectedAt = Date.now();
+  #socket: net.Socket;
+  readonly #host: SessionHost;
+  readonly #framer: MessageFramer;
+  #state: State = "startup";
+  #binding: BindingRuntime | undefined;
+  #user = "";
+  #scram: ScramServerSession | undefined;
+  #server: ServerConnection | undefined;
+  #acquiring = false;
+  /** Client messages waiting for a server connection (the socket is paused meanwhile, so this stays small). */
+  #pending: Buffer[] = [];
+  /** Syncs/Queries sent to the server not yet answered by ReadyForQuery. */
+  #outstanding = 0;
+  #scanner = new FrameScanner();
+  #lastReady = 0;
+  #txStatus: number = TransactionStatus.Idle;
+
+  constructor(socket: net.Socket, host: SessionHost) {
+    this.#socket = socket;
+    this.#host = host;
+    this.#framer = new MessageFramer({ startup: true, maxMessageLength: host.maxClientMessage });
+    this.#listen(socket);
+  }
+
+  get user(): string {
+    return this.#user;
+  }
+  get database(): string | undefined {
+    return this.#binding?.config.database;
+  }
+  get state(): State {
+    return this.#state;
+  }
+  get server(): ServerConnection | undefined {
+    return this.#server;
+  }
+  /** True while the client is inside a transaction or waiting for results. */
+  get busy(): boolean {
+    return this.#server !== undefined || this.#acquiring;
+  }
+
+  /** Closes the client with a FATAL error (e.g. on shutdown). */
+  terminate(fields: ErrorFields): void {
+    if (this.#state === "closed") return;
+    this.#socket.write(buildErrorResponse(fields));
+    this.#close();
+  }
+
+  #listen(socket: net.Socket): void {
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("error", () => this.#close());
+    socket.on("close", () => this.#close());
+    socket.on("drain", () => this.#server?.socket.resume());
+  }
+
+  #onData(chunk: Buffer): void {
+    try {
+      this.#framer.push(chunk, (frame) => this.#onFrame(frame));
+    } catch (error) {
+      if (isProtocolError(error)) {
+        this.terminate(error.toErrorFields("FATAL"));
+        return;
+      }
+      throw error;
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    switch (this.#state) {
+      case "startup":
+        this.#onStartupFrame(frame);
+        return;
+      case "authenticating":
+        this.#onAuthFrame(frame);
+        return;
+      case "ready":
+        this.#onClientMessage(frame);
+        return;
+      case "closed":
+        return;
+      default: {
+        const exhaustive: never = this.#state;
+        throw new Error(`unknown state ${String(exhaustive)}`);
+      }
+    }
+  }
+
+  #onStartupFrame(frame: Frame): void {
+    switch (frame.code) {
+      case SSL_REQUEST_CODE: {
+        const context = this.#host.tls;
+        if (!context || this.#socket instanceof tls.TLSSocket) {
+          this.#socket.write("N");
+          return;
+        }
+        this.#socket.write("S");
+        const plain = this.#socket;
+        plain.removeAllListeners("data");
+        const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
+        this.#socket = secure;
+        this.#listen(secure);
+        return;
+      }
+      case GSSENC_REQUEST_CODE:
+        this.#socket.write("N");
+        return;
+      case CANCEL_REQUEST_CODE: {
+        const { processId, secretKey } = parseCancelRequest(frame);
+        this.#host.cancel(processId, secretKey);
+        this.#close();
+        return;
+      }
+      default:
+        this.#onStartupMessage(frame);
+    }
+  }
+
+  #onStartupMessage(frame: Frame): void {
+    const startup = parseStartupMessage(frame);
+    const user = startup.parameters.get("user") ?? "";
+    const database = startup.parameters.get("database") || user;
+    if (!user) {
+      this.terminate({
+        severity: "FATAL",
+        code: "28000",
+        message: "no PostgreSQL user name specified in startup packet",
+      });
+      return;
+    }
+    this.#user = user;
+    if (startup.minorVersion > 0) {
+      const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
+      this.#socket.write(buildNegotiateProtocolVersion(PROTOCOL_VERSION_3, unsupported));
+    }
+    const binding = this.#host.binding(database);
+    const now = Date.now();
+    const credential = binding?.config.credentials.find(
+      (c) => c.user === user && (c.expiresAt === undefined || c.expiresAt.getTime() > now),
+    );
+    // Unknown database or user: run a full exchange against a mock verifier, so the answer looks the same.
+    const verifier =
+      credential?.scramVerifier ?? createMockScramVerifier(`${database}\0${user}`, this.#host.mockSecret);
+    this.#binding = credential ? binding : undefined;
+    this.#scram = new ScramServerSession(verifier, { user });
+    this.#state = "authenticating";
+    this.#socket.write(buildAuthenticationSASL(this.#scram.start()));
+  }
+
+  #onAuthFrame(frame: Frame): void {
+    const scram = this.#scram;
+    if (!scram || frame.code !== FrontendMessage.Password) {
+      this.terminate({
+        severity: "FATAL",
+        code: "08P01",
+        message: "expected a SASL response during authentication",
+      });
+      return;
+    }
+    const result =
+      scram.state === "client-first"
+        ? (() => {
+            const { mechanism, data } = parseSASLInitialResponse(frame);
+            return scram.handleClientFirst(mechanism, data);
+          })()
+        : scram.handleClientFinal(parseSASLResponse(frame));
+    if (!result.ok) {
+      this.#host.log("auth_failed", { user: this.#user, reason: result.reason });
+      this.terminate({ severity: "FATAL", code: result.sqlstate, message: result.message });
+      return;
+    }
+    if (scram.state !== "succeeded") {
+      this.#socket.write(buildAuthenticationSASLContinue(result.data));
+      return;
+    }
+    this.#socket.write(buildAuthenticationSASLFinal(result.data));
+    const binding = this.#binding;
+    if (!binding) {
+      // The mock verifier cannot succeed without the mock secret; treat it as a failure all the same.
+      this.terminate({
+        severity: "FATAL",
+        code: "28P01",
+        message: `password authentication failed for user "${this.#user}"`,
+      });
+      return;
+    }
+    this.#socket.pause();
+    binding.originParameters().then(
+      (parameters) => this.#finishStartup(parameters),
+      (error: Error) => this.terminate(originUnavailable(error)),
+    );
+  }
+
+  #finishStartup(parameters: ReadonlyMap<string, string>): void {
+    if (this.#state === "closed") return;
+    const out: Buffer[] = [AUTHENTICATION_OK];
+    for (const [name, value] of parameters) out.push(buildParameterStatus(name, value));
+    out.push(buildBackendKeyData(this.processId, this.secretKey), buildReadyForQuery(TransactionStatus.Idle));
+    this.#socket.write(Buffer.concat(out));
+    this.#state = "ready";
+    this.#host.register(this);
+    this.#binding?.sessionOpened(this);
+    this.#socket.resume();
+  }
+
+  #onClientMessage(input: Frame): void {
+    let frame = input;
+    const binding = this.#binding as BindingRuntime;
+    if (frame.code === FrontendMessage.Terminate) {
+      this.#close();
+      return;
+    }
+    if (frame.code === FrontendMessage.Query && binding.config.poolMode === "transaction") {
+      const feature = sessionFeature(parseQuery(frame));
+      if (feature) {
+        // Let the server raise the error, so it lands where the client expects it and fails an open transaction.
+        const refusal = refusalQuery(feature);
+        frame = { code: refusal[0] as number, length: refusal.readInt32BE(1), payload: refusal.subarray(5) };
+      }
+    }
+    if (
+      frame.code === FrontendMessage.Sync ||
+      frame.code === FrontendMessage.Query ||
+      frame.code === FrontendMessage.FunctionCall
+    ) {
+      this.#outstanding++;
+    }
+    const header = Buffer.allocUnsafe(5);
+    header[0] = frame.code;
+    header.writeInt32BE(frame.length, 1);
+    if (this.#server) {
+      this.#server.socket.cork();
+      this.#server.write(header);
+      const ok = this.#server.write(frame.payload);
+      process.nextTick(() => this.#server?.socket.uncork());
+      if (!ok) {
+        this.#socket.pause();
+        this.#server.socket.once("drain", () => this.#socket.resume());
+      }
+      return;
+    }
+    this.#pending.push(header, Buffer.from(frame.payload));
+    if (!this.#acquiring) this.#acquire(binding);
+  }
+
+  #acquire(binding: BindingRuntime): void {
+    this.#acquiring = true;
+    // Nothing more is read until a server connection is ours: the wait cannot buffer without bound.
+    this.#socket.pause();
+    binding.pool.acquire().then(
+      (server) => {
+        this.#acquiring = false;
+        if (this.#state === "closed") {
+          binding.pool.release(server);
+          return;
+        }
+        this.#server = server;
+        this.#scanner = new FrameScanner();
+        this.#lastReady = 0;
+        server.attach({ onData: (chunk) => this.#onServerData(chunk), onClose: () => this.#onServerLost() });
+        server.write(Buffer.concat(this.#pending));
+        this.#pending = [];
+        this.#socket.resume();
+      },
+      (error: Error) => {
+        this.#acquiring = false;
+        this.#pending = [];
+        this.#outstanding = 0;
+        if (this.#state === "closed") return;
+        const fields =
+          error instanceof PoolError && error.code === "POOL_TIMEOUT"
+            ? { severity: "FATAL", code: "53300", message: `pgbind: ${error.message}; try again later` }
+            : originUnavailable(error);
+        this.terminate(fields);
+      },
+    );
+  }
+
+  #onServerData(chunk: Buffer): void {
+    this.#scanner.scan(chunk);
+    if (!this.#socket.write(chunk)) this.#server?.socket.pause();
+    const ready = this.#scanner.readyCount - this.#lastReady;
+    if (ready > 0) {
+      this.#lastReady = this.#scanner.readyCount;
+      this.#outstanding = Math.max(0, this.#outstanding - ready);
+      this.#txStatus = this.#scanner.readyStatus;
+      this.#binding?.countTransactions(ready);
+    }
+    if (
+      this.#outstanding === 0 &&
+      this.#scanner.endsWithReadyForQuery &&
+      this.#scanner.readyStatus === TransactionStatus.Idle &&
+      this.#binding?.config.poolMode === "transaction"
+    ) {
+      this.#releaseServer(true);
+    }
+  }
+
+  #onServerLost(): void {
+    this.#server = undefined;
+    this.terminate({
+      severity: "FATAL",
+      code: "08006",
+      message: "pgbind: the connection to the database was lost; reconnect and retry",
+    });
+  }
+
+  #releaseServer(reusable: boolean): void {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    server.detach();
+    this.#binding?.pool.release(server, reusable);
+  }
+
+  #close(): void {
+    if (this.#state === "closed") return;
+    const wasReady = this.#state === "ready";
+    this.#state = "closed";
+    // Mid-transaction, the server's session state is unknown: do not give it to the next client.
+    const clean =
+      this.#outstanding === 0 && this.#txStatus === TransactionStatus.Idle && !this.#scanner.bufferedBytes;
+    this.#releaseServer(clean);
+    if (wasReady) {
+      this.#host.unregister(this);
+      this.#binding?.sessionClosed(this);
+    }
+    this.#socket.end();
+    this.#socket.destroySoon?.();
+  }
+}
+
+function originUnavailable(error: Error): ErrorFields {
+  return {
+    severity: "FATAL",
+    code: "08006",
+    message: `pgbind: cannot reach the database: ${error.message}`,
+  };
+}
+
+/** Constant-time comparison of cancel keys. */
+export function sameKey(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,143 @@
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import type tls from "node:tls";
+import { buildCancelRequest } from "@pgbind/protocol";
+import { BindingRuntime } from "./binding-runtime.js";
+import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
+import type { GatewayConfig } from "./config.js";
+import type { ConfigSource } from "./config-source.js";
+import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
+
+/** Structured log sink; fields never hold secrets. */
+export type GatewayLog = (event: string, fields: Record<string, unknown>) => void;
+
+export interface GatewayOptions {
+  readonly source: ConfigSource;
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  /** TLS for clients (SSLRequest); without it clients are told N and stay plaintext. */
+  readonly tls?: tls.SecureContext;
+  readonly log?: GatewayLog;
+  /** Client messages above this many bytes are refused, default 64 MiB. */
+  readonly maxClientMessage?: number;
+}
+
+/**
+ * The gateway: accepts PostgreSQL clients, authenticates them against each binding's credentials and
+ * pools server connections to the binding's origin. Bindings come from a {@link ConfigSource}.
+ */
+export class Gateway {
+  readonly #options: GatewayOptions;
+  readonly #bindings = new Map<string, BindingRuntime>();
+  readonly #sessions = new Map<number, ClientSession>();
+  readonly #server: net.Server;
+  readonly #host: SessionHost;
+  #stopWatching: (() => void) | undefined;
+
+  constructor(options: GatewayOptions) {
+    this.#options = options;
+    const log: GatewayLog = options.log ?? (() => {});
+    this.#host = {
+      tls: options.tls,
+      mockSecret: randomBytes(32),
+      maxClientMessage: options.maxClientMessage ?? 64 * 1024 * 1024,
+      binding: (database) => this.#bindings.get(database),
+      register: (session) => this.#sessions.set(session.processId, session),
+      unregister: (session) => {
+        if (this.#sessions.get(session.processId) === session) this.#sessions.delete(session.processId);
+      },
+      cancel: (processId, secretKey) => this.#cancel(processId, secretKey),
+      log,
+    };
+    this.#server = net.createServer({ noDelay: true }, (socket) => {
+      socket.setNoDelay(true);
+      new ClientSession(socket, this.#host);
+    });
+  }
+
+  /** Loads the config, starts listening and follows config changes. Resolves with the bound address. */
+  async start(): Promise<net.AddressInfo> {
+    this.apply(await this.#options.source.load());
+    this.#stopWatching = this.#options.source.watch((result) => {
+      if ("config" in result) this.apply(result.config);
+      else
+        this.#host.log("config_rejected", {
+          source: this.#options.source.description,
+          error: result.error.message,
+        });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.#options.port ?? 6432, this.#options.host ?? "127.0.0.1", () => {
+        this.#server.removeListener("error", reject);
+        resolve();
+      });
+    });
+    return this.#server.address() as net.AddressInfo;
+  }
+
+  /**
+   * Applies a config without dropping healthy connections: new bindings start, removed ones stop, and
+   * a binding whose origin or pool settings changed gets a fresh pool for new transactions while
+   * running ones finish on the old.
+   */
+  apply(config: GatewayConfig): void {
+    const next = new Map(config.bindings.map((b) => [b.database, b]));
+    for (const [database, runtime] of this.#bindings) {
+      const updated = next.get(database);
+      if (!updated) {
+        this.#bindings.delete(database);
+        runtime.close();
+      } else if (JSON.stringify(updated) !== JSON.stringify(runtime.config)) {
+        this.#bindings.set(database, new BindingRuntime(updated));
+        runtime.close();
+      }
+    }
+    for (const [database, binding] of next) {
+      if (!this.#bindings.has(database)) this.#bindings.set(database, new BindingRuntime(binding));
+    }
+    this.#host.log("config_applied", { bindings: [...this.#bindings.keys()] });
+  }
+
+  get bindings(): ReadonlyMap<string, BindingRuntime> {
+    return this.#bindings;
+  }
+
+  get sessions(): ReadonlyMap<number, ClientSession> {
+    return this.#sessions;
+  }
+
+  /** Stops accepting; waits up to `graceMs` for clients to finish their transactions, then closes everything. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.#stopWatching?.();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const deadline = Date.now() + graceMs;
+    while (Date.now() < deadline && [...this.#sessions.values()].some((s) => s.busy)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const session of [...this.#sessions.values()]) {
+      session.terminate({
+        severity: "FATAL",
+        code: "57P01",
+        message: "pgbind: the gateway is shutting down",
+      });
+    }
+    for (const runtime of this.#bindings.values()) runtime.close();
+    await closed;
+  }
+
+  #cancel(processId: number, secretKey: Buffer): void {
+    const session = this.#sessions.get(processId);
+    const server = session?.server;
+    if (!session || !server || !sameKey(session.secretKey, secretKey)) return;
+    const origin = server.origin;
+    // Best effort, like PostgreSQL's own cancel: no answer is sent to the canceller either way.
+    void connectTcp(origin.host, origin.port, 5_000)
+      .then((socket) => negotiateOriginTls(socket, origin, 5_000))
+      .then((socket) => {
+        socket.end(buildCancelRequest(server.processId, server.secretKey));
+      })
+      .catch((error: Error) => this.#host.log("cancel_failed", { error: error.message }));
+  }
+}

@@ -1,0 +1,48 @@
+import { buildQuery } from "@pgbind/protocol";
+
+/**
+ * Session-level features a transaction pooler cannot give a client, because its server connection
+ * goes to other clients after each transaction: they would silently break (a LISTEN that never hears,
+ * a PREPAREd name that vanishes, a lock held by someone else's session).
+ */
+const SESSION_FEATURES: readonly [RegExp, string][] = [
+  [/^\s*LISTEN\b/i, "LISTEN"],
+  [/^\s*PREPARE\b/i, "PREPARE (SQL-level prepared statements)"],
+  [/\bpg_(try_)?advisory_lock(_shared)?\s*\(/i, "session-level advisory locks"],
+  [/^\s*DECLARE\b[^;]*\bWITH\s+HOLD\b/i, "cursors WITH HOLD"],
+];
+
+/** Names the session-level feature a simple query uses, if any. */
+export function sessionFeature(sql: string): string | undefined {
+  const text = stripLeadingComments(sql);
+  for (const [pattern, name] of SESSION_FEATURES) if (pattern.test(text)) return name;
+  return undefined;
+}
+
+function stripLeadingComments(sql: string): string {
+  let text = sql;
+  for (;;) {
+    const trimmed = text.trimStart();
+    if (trimmed.startsWith("--")) {
+      const newline = trimmed.indexOf("\n");
+      text = newline === -1 ? "" : trimmed.slice(newline + 1);
+    } else if (trimmed.startsWith("/*")) {
+      const end = trimmed.indexOf("*/");
+      text = end === -1 ? "" : trimmed.slice(end + 2);
+    } else return trimmed;
+  }
+}
+
+/**
+ * A query that makes the server itself raise SQLSTATE 0A000, so the error reaches the client in the
+ * right place of the protocol and an open transaction is marked failed exactly as PostgreSQL would.
+ */
+export function refusalQuery(feature: string): Buffer {
+  const message = `${feature} is not supported in transaction pooling mode`;
+  const hint =
+    "pgbind shares server connections between clients after each transaction; use a binding in session mode for session-level features";
+  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  return buildQuery(
+    `DO $pgbind$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ${quote(message)}, HINT = ${quote(hint)}; END $pgbind$`,
+  );
+}

@@ -1,0 +1,176 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import tls from "node:tls";
+import { createScramVerifier } from "@pgbind/protocol";
+import pg from "pg";
+import postgres from "postgres";
+import { createTestPki } from "../../../test-support/pki.ts";
+import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
+import { type ConfigSource, DEFAULT_TIMEOUTS, Gateway, type GatewayConfig } from "../src/index.ts";
+
+const CLIENT_PASSWORD = "client:p@ss/word";
+
+let origin: TestPostgres;
+let gateway: Gateway;
+let port: number;
+let caCert: string;
+
+function staticSource(config: GatewayConfig): ConfigSource {
+  return { description: "test", load: async () => config, watch: () => () => {} };
+}
+
+function client(overrides: Partial<pg.ClientConfig> = {}) {
+  const c = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: "app",
+    password: CLIENT_PASSWORD,
+    database: "appdb",
+    ...overrides,
+  });
+  c.on("error", () => {});
+  return c;
+}
+
+before(async () => {
+  const pki = await createTestPki();
+  caCert = pki.caCert;
+  origin = await startTestPostgres();
+  const config: GatewayConfig = {
+    bindings: [
+      {
+        id: "appdb",
+        database: "appdb",
+        credentials: [{ user: "app", scramVerifier: createScramVerifier(CLIENT_PASSWORD) }],
+        origin: {
+          host: origin.host,
+          port: origin.port,
+          database: "postgres",
+          user: origin.user,
+          password: origin.password,
+          sslmode: "disable",
+        },
+        poolMode: "transaction",
+        poolSize: 2,
+        timeouts: { ...DEFAULT_TIMEOUTS, queryWaitMs: 2_000 },
+      },
+    ],
+  };
+  gateway = new Gateway({
+    source: staticSource(config),
+    port: 0,
+    tls: tls.createSecureContext({ cert: pki.serverCert, key: pki.serverKey }),
+  });
+  port = (await gateway.start()).port;
+});
+
+after(async () => {
+  await gateway?.close(1_000);
+  await origin?.stop();
+});
+
+describe("gateway with real drivers", () => {
+  it("authenticates with SCRAM and runs simple and extended queries (pg)", async () => {
+    const c = client();
+    await c.connect();
+    assert.deepEqual((await c.query("select 1 as one")).rows, [{ one: 1 }]);
+    assert.deepEqual((await c.query("select $1::int + 1 as n", [41])).rows, [{ n: 42 }]);
+    assert.deepEqual((await c.query({ name: "add", text: "select $1::int + $2::int as n", values: [1, 2] })).rows, [{ n: 3 }]);
+    const { rows } = await c.query("select current_setting('server_version') as v");
+    assert.match(rows[0].v, /^17\./);
+    await c.end();
+  });
+
+  it("the workload never sees the origin credentials, and TLS works for clients", async () => {
+    const c = client({ ssl: { ca: caCert, servername: "localhost" }, host: "localhost" });
+    await c.connect();
+    const { rows } = await c.query("select coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as origin_ssl");
+    assert.equal(rows[0].origin_ssl, false, "this origin is plaintext; the client leg is TLS");
+    assert.ok((c as unknown as { connection: { stream: unknown } }).connection.stream instanceof tls.TLSSocket);
+    await c.end();
+  });
+
+  it("refuses a wrong password, an unknown user and an unknown database alike (28P01)", async () => {
+    for (const overrides of [{ password: "wrong" }, { user: "nobody" }, { database: "nodb" }]) {
+      const c = client(overrides);
+      await assert.rejects(c.connect(), (e: { code?: string; message: string }) => {
+        assert.equal(e.code, "28P01");
+        assert.match(e.message, /password authentication failed/);
+        return true;
+      });
+    }
+  });
+
+  it("shares a pool of 2 server connections between 10 clients in transaction mode", async () => {
+    const clients = Array.from({ length: 10 }, () => client());
+    await Promise.all(clients.map((c) => c.connect()));
+    const results = await Promise.all(
+      clients.map(async (c, i) => {
+        await c.query("begin");
+        await c.query("select pg_sleep(0.02)");
+        const { rows } = await c.query("select $1::int as i", [i]);
+        await c.query("commit");
+        return rows[0].i;
+      }),
+    );
+    assert.deepEqual(results, [...Array(10).keys()]);
+    const pids = new Set<number>();
+    for (const c of clients) pids.add((await c.query("select pg_backend_pid() as pid")).rows[0].pid);
+    assert.ok(pids.size <= 2, `expected at most 2 origin backends, saw ${pids.size}`);
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it("keeps a transaction on one server connection and reports errors mid-transaction", async () => {
+    const a = client();
+    await a.connect();
+    await a.query("begin");
+    const pid = (await a.query("select pg_backend_pid() as pid")).rows[0].pid;
+    await assert.rejects(a.query("select 1/0"), /division by zero/);
+    await assert.rejects(a.query("select 1"), /current transaction is aborted/);
+    await a.query("rollback");
+    assert.equal(typeof pid, "number");
+    assert.deepEqual((await a.query("select 2 as two")).rows, [{ two: 2 }]);
+    await a.end();
+  });
+
+  it("refuses session features in transaction mode with 0A000", async () => {
+    const c = client();
+    await c.connect();
+    await assert.rejects(c.query("LISTEN channel"), (e: { code?: string; message: string }) => {
+      assert.equal(e.code, "0A000");
+      assert.match(e.message, /LISTEN is not supported in transaction pooling mode/);
+      return true;
+    });
+    assert.deepEqual((await c.query("select 1 as ok")).rows, [{ ok: 1 }]);
+    await c.end();
+  });
+
+  it("works with postgres.js: prepared statements, transactions and sql.begin", async () => {
+    const sql = postgres({ host: "127.0.0.1", port, user: "app", password: CLIENT_PASSWORD, database: "appdb", max: 3, prepare: false, onnotice: () => {} });
+    try {
+      const [row] = await sql`select ${5}::int * 2 as n`;
+      assert.equal(row?.n, 10);
+      const result = await sql.begin(async (tx) => {
+        await tx`create temporary table t (v int) on commit drop`;
+        await tx`insert into t values (1), (2)`;
+        const [r] = await tx`select sum(v)::int as s from t`;
+        return r?.s;
+      });
+      assert.equal(result, 3);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it("answers 53300 when no server connection frees up within queryWaitMs", async () => {
+    const holders = [client(), client()];
+    await Promise.all(holders.map((c) => c.connect()));
+    await Promise.all(holders.map((c) => c.query("begin")));
+    await Promise.all(holders.map((c) => c.query("select 1")));
+    const waiter = client();
+    await waiter.connect();
+    await assert.rejects(waiter.query("select 1"), (e: { code?: string }) => e.code === "53300");
+    await Promise.all(holders.map((c) => c.query("rollback")));
+    await Promise.all(holders.map((c) => c.end()));
+  });
+});
