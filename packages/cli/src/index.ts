@@ -29,6 +29,13 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage: "pgbind serve <entry> [--manifest w7s.json] [--port 8787] [--host 127.0.0.1] [--watch]",
     summary: "Serve a fetch-handler module (export default { fetch }) over HTTP, env holding the bindings",
   },
+  gateway: {
+    load: async () => (await import("./commands/gateway.js")).gatewayCommand,
+    usage:
+      "pgbind gateway [--config gateway.json | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem>] [--show-password]",
+    summary:
+      "Run the gateway: a PostgreSQL pooler that authenticates workloads and keeps origin credentials to itself",
+  },
   check: {
     load: async () => (await import("./commands/check.js")).checkCommand,
     usage: "pgbind check [dir] [--manifest <file>] [--entry <file>] [--json]",

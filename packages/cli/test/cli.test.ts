@@ -77,6 +77,7 @@ describe("pgbind help", () => {
       serve: (await import("../src/commands/serve.ts")).SERVE_USAGE,
       check: (await import("../src/commands/check.ts")).CHECK_USAGE,
       resolve: (await import("../src/commands/resolve.ts")).RESOLVE_USAGE,
+      gateway: (await import("../src/commands/gateway.ts")).GATEWAY_USAGE,
     };
     for (const [name, usage] of Object.entries(modules)) {
       assert.ok(help.includes(usage), `help should show "${usage}" for ${name}`);
