@@ -15,7 +15,6 @@ import {
   createMockScramVerifier,
   type ErrorFields,
   type Frame,
-  FrameScanner,
   FrontendMessage,
   GSSENC_REQUEST_CODE,
   isProtocolError,
@@ -32,6 +31,8 @@ import {
 } from "@pgbind/protocol";
 import type { BindingRuntime } from "./binding-runtime.js";
 import { PoolError } from "./pool.js";
+import { PreparedStatements } from "./prepared.js";
+import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
 import { refusalQuery, sessionFeature } from "./session-features.js";
 
@@ -72,10 +73,11 @@ export class ClientSession {
   #server: ServerConnection | undefined;
   #acquiring = false;
   /** Client messages waiting for a server connection (the socket is paused meanwhile, so this stays small). */
-  #pending: Buffer[] = [];
+  #pending: Frame[] = [];
+  readonly #statements = new PreparedStatements();
   /** Syncs/Queries sent to the server not yet answered by ReadyForQuery. */
   #outstanding = 0;
-  #scanner = new FrameScanner();
+  #walker = new ResponseWalker();
   #lastReady = 0;
   #txStatus: number = TransactionStatus.Idle;
 
@@ -288,22 +290,38 @@ export class ClientSession {
     ) {
       this.#outstanding++;
     }
-    const header = Buffer.allocUnsafe(5);
-    header[0] = frame.code;
-    header.writeInt32BE(frame.length, 1);
     if (this.#server) {
-      this.#server.socket.cork();
-      this.#server.write(header);
-      const ok = this.#server.write(frame.payload);
-      process.nextTick(() => this.#server?.socket.uncork());
-      if (!ok) {
-        this.#socket.pause();
-        this.#server.socket.once("drain", () => this.#socket.resume());
-      }
+      this.#send(this.#server, frame);
       return;
     }
-    this.#pending.push(header, Buffer.from(frame.payload));
+    this.#pending.push({ code: frame.code, length: frame.length, payload: Buffer.from(frame.payload) });
     if (!this.#acquiring) this.#acquire(binding);
+  }
+
+  /** Forwards one client message, renaming prepared statements in transaction mode. */
+  #send(server: ServerConnection, frame: Frame): void {
+    const translated =
+      this.#binding?.config.poolMode === "transaction"
+        ? this.#statements.translate(frame, server)
+        : undefined;
+    const socket = server.socket;
+    socket.cork();
+    let ok: boolean;
+    if (translated) {
+      ok = true;
+      for (const buffer of translated) ok = server.write(buffer);
+    } else {
+      const header = Buffer.allocUnsafe(5);
+      header[0] = frame.code;
+      header.writeInt32BE(frame.length, 1);
+      server.write(header);
+      ok = server.write(frame.payload);
+    }
+    process.nextTick(() => socket.uncork());
+    if (!ok) {
+      this.#socket.pause();
+      socket.once("drain", () => this.#socket.resume());
+    }
   }
 
   #acquire(binding: BindingRuntime): void {
@@ -318,11 +336,13 @@ export class ClientSession {
           return;
         }
         this.#server = server;
-        this.#scanner = new FrameScanner();
+        this.#walker = new ResponseWalker();
         this.#lastReady = 0;
+        this.#statements.resetServer();
         server.attach({ onData: (chunk) => this.#onServerData(chunk), onClose: () => this.#onServerLost() });
-        server.write(Buffer.concat(this.#pending));
+        const pending = this.#pending;
         this.#pending = [];
+        for (const frame of pending) this.#send(server, frame);
         this.#socket.resume();
       },
       (error: Error) => {
@@ -340,19 +360,24 @@ export class ClientSession {
   }
 
   #onServerData(chunk: Buffer): void {
-    this.#scanner.scan(chunk);
-    if (!this.#socket.write(chunk)) this.#server?.socket.pause();
-    const ready = this.#scanner.readyCount - this.#lastReady;
+    const server = this.#server as ServerConnection;
+    const walker = this.#walker;
+    const statements = this.#statements;
+    const parts = walker.walk(chunk, (code) => statements.onServerMessage(code, server));
+    let ok = true;
+    for (const part of parts) ok = this.#socket.write(part);
+    if (!ok) server.socket.pause();
+    const ready = walker.readyCount - this.#lastReady;
     if (ready > 0) {
-      this.#lastReady = this.#scanner.readyCount;
+      this.#lastReady = walker.readyCount;
       this.#outstanding = Math.max(0, this.#outstanding - ready);
-      this.#txStatus = this.#scanner.readyStatus;
+      this.#txStatus = walker.readyStatus;
       this.#binding?.countTransactions(ready);
     }
     if (
       this.#outstanding === 0 &&
-      this.#scanner.endsWithReadyForQuery &&
-      this.#scanner.readyStatus === TransactionStatus.Idle &&
+      walker.endsWithReady &&
+      walker.readyStatus === TransactionStatus.Idle &&
       this.#binding?.config.poolMode === "transaction"
     ) {
       this.#releaseServer(true);
@@ -382,7 +407,7 @@ export class ClientSession {
     this.#state = "closed";
     // Mid-transaction, the server's session state is unknown: do not give it to the next client.
     const clean =
-      this.#outstanding === 0 && this.#txStatus === TransactionStatus.Idle && !this.#scanner.bufferedBytes;
+      this.#outstanding === 0 && this.#txStatus === TransactionStatus.Idle && this.#walker.atBoundary;
     this.#releaseServer(clean);
     if (wasReady) {
       this.#host.unregister(this);

@@ -45,6 +45,8 @@ export class ServerConnection implements Poolable {
   readonly secretKey: Buffer;
   readonly origin: OriginConfig;
   readonly createdAt = Date.now();
+  /** Statements prepared on this connection by the gateway (server names), shared by its clients. */
+  readonly prepared = new Set<string>();
   #listener: ServerListener | undefined;
   #usable = true;
 

@@ -75,7 +75,10 @@ describe("gateway with real drivers", () => {
     await c.connect();
     assert.deepEqual((await c.query("select 1 as one")).rows, [{ one: 1 }]);
     assert.deepEqual((await c.query("select $1::int + 1 as n", [41])).rows, [{ n: 42 }]);
-    assert.deepEqual((await c.query({ name: "add", text: "select $1::int + $2::int as n", values: [1, 2] })).rows, [{ n: 3 }]);
+    assert.deepEqual(
+      (await c.query({ name: "add", text: "select $1::int + $2::int as n", values: [1, 2] })).rows,
+      [{ n: 3 }],
+    );
     const { rows } = await c.query("select current_setting('server_version') as v");
     assert.match(rows[0].v, /^17\./);
     await c.end();
@@ -84,9 +87,13 @@ describe("gateway with real drivers", () => {
   it("the workload never sees the origin credentials, and TLS works for clients", async () => {
     const c = client({ ssl: { ca: caCert, servername: "localhost" }, host: "localhost" });
     await c.connect();
-    const { rows } = await c.query("select coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as origin_ssl");
+    const { rows } = await c.query(
+      "select coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as origin_ssl",
+    );
     assert.equal(rows[0].origin_ssl, false, "this origin is plaintext; the client leg is TLS");
-    assert.ok((c as unknown as { connection: { stream: unknown } }).connection.stream instanceof tls.TLSSocket);
+    assert.ok(
+      (c as unknown as { connection: { stream: unknown } }).connection.stream instanceof tls.TLSSocket,
+    );
     await c.end();
   });
 
@@ -146,7 +153,16 @@ describe("gateway with real drivers", () => {
   });
 
   it("works with postgres.js: prepared statements, transactions and sql.begin", async () => {
-    const sql = postgres({ host: "127.0.0.1", port, user: "app", password: CLIENT_PASSWORD, database: "appdb", max: 3, prepare: false, onnotice: () => {} });
+    const sql = postgres({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      password: CLIENT_PASSWORD,
+      database: "appdb",
+      max: 3,
+      prepare: false,
+      onnotice: () => {},
+    });
     try {
       const [row] = await sql`select ${5}::int * 2 as n`;
       assert.equal(row?.n, 10);
@@ -157,6 +173,63 @@ describe("gateway with real drivers", () => {
         return r?.s;
       });
       assert.equal(result, 3);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+
+  it("named prepared statements follow clients across server connections (pg)", async () => {
+    const clients = Array.from({ length: 6 }, () => client());
+    await Promise.all(clients.map((c) => c.connect()));
+    for (let round = 0; round < 5; round++) {
+      const results = await Promise.all(
+        clients.map((c, i) =>
+          c.query({ name: "twice", text: "select $1::int * 2 as n", values: [i + round] }),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => r.rows[0].n),
+        clients.map((_, i) => (i + round) * 2),
+      );
+    }
+    // A statement that fails to prepare is reported, and the client goes on.
+    await assert.rejects(
+      clients[0]?.query({ name: "bad", text: "select nope from nowhere" }) as Promise<unknown>,
+      /does not exist/,
+    );
+    assert.deepEqual(
+      (await clients[0]?.query({ name: "twice", text: "select $1::int * 2 as n", values: [7] }))?.rows,
+      [{ n: 14 }],
+    );
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it("postgres.js in its default prepared mode works across transactions and clients", async () => {
+    const sql = postgres({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      password: CLIENT_PASSWORD,
+      database: "appdb",
+      max: 6,
+      onnotice: () => {},
+    });
+    try {
+      for (let round = 0; round < 4; round++) {
+        const rows = await Promise.all(
+          Array.from({ length: 12 }, (_, i) => sql`select ${i}::int + ${round}::int as n`),
+        );
+        assert.deepEqual(
+          rows.map((r) => r[0]?.n),
+          Array.from({ length: 12 }, (_, i) => i + round),
+        );
+      }
+      const total = await sql.begin(async (tx) => {
+        const [a] = await tx`select ${1}::int as v`;
+        const [b] = await tx`select ${2}::int as v`;
+        return (a?.v ?? 0) + (b?.v ?? 0);
+      });
+      assert.equal(total, 3);
     } finally {
       await sql.end({ timeout: 1 });
     }
