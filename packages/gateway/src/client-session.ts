@@ -21,6 +21,7 @@ import {
   MessageFramer,
   PROTOCOL_VERSION_3,
   parseCancelRequest,
+  parseParse,
   parseQuery,
   parseSASLInitialResponse,
   parseSASLResponse,
@@ -34,7 +35,7 @@ import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
-import { refusalQuery, sessionFeature } from "./session-features.js";
+import { changesSessionState, refusalQuery, sessionFeature } from "./session-features.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -79,6 +80,8 @@ export class ClientSession {
   #outstanding = 0;
   #walker = new ResponseWalker();
   #lastReady = 0;
+  /** The current server connection may carry session state (a SET) that must not reach the next client. */
+  #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
 
   constructor(socket: net.Socket, host: SessionHost) {
@@ -275,6 +278,13 @@ export class ClientSession {
       this.#close();
       return;
     }
+    if (
+      binding.config.poolMode === "transaction" &&
+      (frame.code === FrontendMessage.Query || frame.code === FrontendMessage.Parse)
+    ) {
+      const sql = frame.code === FrontendMessage.Query ? parseQuery(frame) : parseParse(frame).query;
+      if (changesSessionState(sql)) this.#dirty = true;
+    }
     if (frame.code === FrontendMessage.Query && binding.config.poolMode === "transaction") {
       const feature = sessionFeature(parseQuery(frame));
       if (feature) {
@@ -395,10 +405,16 @@ export class ClientSession {
 
   #releaseServer(reusable: boolean): void {
     const server = this.#server;
-    if (!server) return;
+    const binding = this.#binding;
+    if (!server || !binding) return;
     this.#server = undefined;
     server.detach();
-    this.#binding?.pool.release(server, reusable);
+    if (!reusable || !this.#dirty) {
+      binding.pool.release(server, reusable);
+      return;
+    }
+    this.#dirty = false;
+    server.runInternal("RESET ALL").then((ok) => binding.pool.release(server, ok));
   }
 
   #close(): void {

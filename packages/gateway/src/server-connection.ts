@@ -2,6 +2,7 @@ import type net from "node:net";
 import {
   BackendMessage,
   buildPasswordMessage,
+  buildQuery,
   buildSASLInitialResponse,
   buildSASLResponse,
   buildStartupMessage,
@@ -16,10 +17,12 @@ import {
   ScramClientSession,
   type ScramKeyCache,
   TERMINATE,
+  TransactionStatus,
 } from "@pgbind/protocol";
 import type { OriginConfig } from "./config.js";
 import { connectTcp, negotiateOriginTls, OriginConnectError, withConnectRetry } from "./origin-socket.js";
 import type { Poolable } from "./pool.js";
+import { ResponseWalker } from "./response-walker.js";
 
 /** SQLSTATEs that mean "the origin is not ready yet; try again" (starting up, shutting down, too many connections). */
 const RETRYABLE_SQLSTATES = new Set(["57P03", "57P01", "53300", "08006"]);
@@ -115,6 +118,37 @@ export class ServerConnection implements Poolable {
 
   write(data: Buffer): boolean {
     return this.socket.write(data);
+  }
+
+  /**
+   * Runs a statement for the gateway itself (e.g. a reset before the next client), consuming its
+   * responses. Resolves true when it ended in ReadyForQuery with status idle; false (and the connection
+   * is marked unusable) on any error.
+   */
+  runInternal(sql: string, timeoutMs = 5_000): Promise<boolean> {
+    return new Promise((resolve) => {
+      const walker = new ResponseWalker();
+      let failed = false;
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      const finish = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#listener = undefined;
+        if (!ok) this.#usable = false;
+        resolve(ok);
+      };
+      this.#listener = {
+        onData: (chunk) => {
+          walker.walk(chunk, (code) => {
+            if (code === BackendMessage.ErrorResponse) failed = true;
+            return true;
+          });
+          if (walker.readyCount > 0 && walker.atBoundary)
+            finish(!failed && walker.readyStatus === TransactionStatus.Idle);
+        },
+        onClose: () => finish(false),
+      };
+      this.socket.write(buildQuery(sql));
+    });
   }
 
   /** Marks the connection as not reusable (its session state is unknown). */

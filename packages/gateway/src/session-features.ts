@@ -46,3 +46,15 @@ export function refusalQuery(feature: string): Buffer {
     `DO $pgbind$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ${quote(message)}, HINT = ${quote(hint)}; END $pgbind$`,
   );
 }
+
+/**
+ * True when a statement may change session state that would outlive the transaction: a SET that is not
+ * SET LOCAL, RESET, set_config(…, false), or a session-level DISCARD. Such a server connection is reset
+ * (RESET ALL) before it goes back to the pool, so the next client never inherits it.
+ */
+export function changesSessionState(sql: string): boolean {
+  const text = stripLeadingComments(sql);
+  if (/^SET\s+(?!LOCAL\b)/i.test(text) || /^RESET\b/i.test(text)) return true;
+  if (/;\s*(SET\s+(?!LOCAL\b)|RESET\b)/i.test(text)) return true;
+  return /\bset_config\s*\(/i.test(text);
+}

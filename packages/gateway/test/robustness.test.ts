@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { buildStartupMessage, createScramVerifier } from "@pgbind/protocol";
+import pg from "pg";
+import postgres from "postgres";
+import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
+import { DEFAULT_TIMEOUTS, Gateway } from "../src/index.ts";
+
+const PASSWORD = "robust-pw";
+let origin: TestPostgres;
+let gateway: Gateway;
+let port: number;
+
+before(async () => {
+  origin = await startTestPostgres();
+  gateway = new Gateway({
+    port: 0,
+    maxClientMessage: 1024 * 1024,
+    source: {
+      description: "test",
+      watch: () => () => {},
+      load: async () => ({
+        bindings: [
+          {
+            id: "db",
+            database: "db",
+            credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
+            origin: {
+              host: origin.host,
+              port: origin.port,
+              database: "postgres",
+              user: origin.user,
+              password: origin.password,
+              sslmode: "disable",
+            },
+            poolMode: "transaction",
+            poolSize: 1,
+            timeouts: { ...DEFAULT_TIMEOUTS, queryWaitMs: 5_000 },
+          },
+        ],
+      }),
+    },
+  });
+  port = (await gateway.start()).port;
+});
+
+after(async () => {
+  await gateway?.close(500);
+  await origin?.stop();
+});
+
+function client() {
+  const c = new pg.Client({ host: "127.0.0.1", port, user: "app", password: PASSWORD, database: "db" });
+  c.on("error", () => {});
+  return c;
+}
+
+/** Sends raw bytes and collects whatever comes back until the gateway closes the socket. */
+function raw(chunks: Buffer[], timeoutMs = 2_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const received: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("the gateway did not close the connection"));
+    }, timeoutMs);
+    socket.on("data", (d) => received.push(d));
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(received));
+    });
+    socket.on("error", () => {});
+    socket.on("connect", async () => {
+      for (const chunk of chunks) {
+        socket.write(chunk);
+        await new Promise((r) => setImmediate(r));
+      }
+    });
+  });
+}
+
+async function stillServes() {
+  const c = client();
+  await c.connect();
+  assert.deepEqual((await c.query("select 1 as ok")).rows, [{ ok: 1 }]);
+  await c.end();
+}
+
+describe("session state never leaks between clients", () => {
+  it("a SET outside a transaction is reset before the server connection serves the next client", async () => {
+    const a = client();
+    await a.connect();
+    await a.query("set application_name = 'leaky'");
+    await a.query("set search_path = nowhere");
+    const b = client();
+    await b.connect();
+    const { rows } = await b.query(
+      "select current_setting('application_name') as app, current_setting('search_path') as path",
+    );
+    assert.deepEqual(rows, [{ app: "pgbind", path: '"$user", public' }]);
+    await Promise.all([a.end(), b.end()]);
+  });
+
+  it("a client that disconnects mid-transaction does not hand its transaction to the next client", async () => {
+    const a = client();
+    await a.connect();
+    await a.query("begin");
+    await a.query("create temporary table t_mid (v int)");
+    a.end().catch(() => {});
+    const b = client();
+    await b.connect();
+    const { rows } = await b.query("select count(*)::int as n from pg_tables where tablename = 't_mid'");
+    assert.deepEqual(rows, [{ n: 0 }]);
+    assert.deepEqual((await b.query("select now() = statement_timestamp() as fresh")).rows, [
+      { fresh: true },
+    ]);
+    await b.end();
+  });
+});
+
+describe("cancel", () => {
+  it("forwards a CancelRequest to the origin backend running the client's query", async () => {
+    const sql = postgres({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      password: PASSWORD,
+      database: "db",
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      const query = sql`select pg_sleep(10)`;
+      setTimeout(() => query.cancel(), 300);
+      const started = Date.now();
+      await assert.rejects(query, (e: { code?: string }) => e.code === "57014");
+      assert.ok(Date.now() - started < 5_000);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
+
+describe("hostile clients", () => {
+  it("closes on garbage before start-up with a protocol error, and keeps serving", async () => {
+    const reply = await raw([Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n")]);
+    assert.ok(reply.length === 0 || reply[0] === 0x45, "either closed or an ErrorResponse");
+    await stillServes();
+  });
+
+  it("refuses a giant declared length from the header, before buffering it", async () => {
+    const startup = buildStartupMessage({ user: "app", database: "db" });
+    const giant = Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]); // Q with a ~2 GiB length
+    const reply = await raw([startup, giant]);
+    assert.ok(reply.length > 0);
+    await stillServes();
+  });
+
+  it("survives a start-up message split at every byte", async () => {
+    const startup = buildStartupMessage({ user: "app", database: "db" });
+    const socket = net.connect(port, "127.0.0.1");
+    await new Promise((r) => socket.once("connect", r));
+    const first = new Promise<Buffer>((r) => socket.once("data", r));
+    for (const byte of startup) {
+      socket.write(Buffer.from([byte]));
+      await new Promise((r) => setImmediate(r));
+    }
+    const reply = await first;
+    assert.equal(reply[0], 0x52, "AuthenticationSASL after a byte-by-byte start-up");
+    socket.destroy();
+    await stillServes();
+  });
+
+  it("a client that never reads its results does not stop others (pool of its own binding aside)", async () => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    // Authenticate with pg, then take its socket over and stop reading.
+    const greedy = client();
+    await greedy.connect();
+    const stream = (greedy as unknown as { connection: { stream: net.Socket } }).connection.stream;
+    greedy.query("select repeat('x', 1000) from generate_series(1, 200000)").catch(() => {});
+    stream.pause();
+    await new Promise((r) => setTimeout(r, 500));
+    const memory = process.memoryUsage().rss;
+    await new Promise((r) => setTimeout(r, 500));
+    // Backpressure: the gateway stopped reading the origin, so its memory did not grow with the result.
+    assert.ok(process.memoryUsage().rss - memory < 50 * 1024 * 1024);
+    stream.destroy();
+    socket.destroy();
+    await stillServes();
+  });
+});
+
+describe("shutdown", () => {
+  it("close() lets a running transaction finish, then disconnects clients", async () => {
+    const local = new Gateway({
+      port: 0,
+      source: {
+        description: "test",
+        watch: () => () => {},
+        load: async () => ({
+          bindings: [
+            {
+              id: "db",
+              database: "db",
+              credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
+              origin: {
+                host: origin.host,
+                port: origin.port,
+                database: "postgres",
+                user: origin.user,
+                password: origin.password,
+                sslmode: "disable",
+              },
+              poolMode: "transaction",
+              poolSize: 2,
+              timeouts: DEFAULT_TIMEOUTS,
+            },
+          ],
+        }),
+      },
+    });
+    const localPort = (await local.start()).port;
+    const c = new pg.Client({
+      host: "127.0.0.1",
+      port: localPort,
+      user: "app",
+      password: PASSWORD,
+      database: "db",
+    });
+    c.on("error", () => {});
+    await c.connect();
+    await c.query("begin");
+    const closing = local.close(5_000);
+    const { rows } = await c.query("select 7 as seven");
+    await c.query("commit");
+    assert.deepEqual(rows, [{ seven: 7 }]);
+    await closing;
+    await assert.rejects(c.query("select 1"));
+  });
+});
