@@ -305,7 +305,7 @@ export class ClientSession {
       return;
     }
     this.#pending.push({ code: frame.code, length: frame.length, payload: Buffer.from(frame.payload) });
-    if (!this.#acquiring) this.#acquire(binding);
+    if (!this.#acquiring) this.#acquireCurrent();
   }
 
   /** Forwards one client message, renaming prepared statements in transaction mode. */
@@ -334,6 +334,37 @@ export class ClientSession {
     }
   }
 
+  /**
+   * Follows config reloads between transactions: a binding whose config changed has a new runtime (and
+   * pool); the client moves to it if its credential is still valid there, and is refused otherwise.
+   */
+  #acquireCurrent(): void {
+    const old = this.#binding as BindingRuntime;
+    const current = this.#host.binding(old.config.database);
+    if (current === old) {
+      this.#acquire(old);
+      return;
+    }
+    const now = Date.now();
+    const valid = current?.config.credentials.some(
+      (c) => c.user === this.#user && (c.expiresAt === undefined || c.expiresAt.getTime() > now),
+    );
+    old.sessionClosed(this);
+    if (!current || !valid) {
+      this.terminate({
+        severity: "FATAL",
+        code: "28P01",
+        message: current
+          ? "pgbind: this client's credential was revoked"
+          : "pgbind: this database is no longer served",
+      });
+      return;
+    }
+    this.#binding = current;
+    current.sessionOpened(this);
+    this.#acquire(current);
+  }
+
   #acquire(binding: BindingRuntime): void {
     this.#acquiring = true;
     // Nothing more is read until a server connection is ours: the wait cannot buffer without bound.
@@ -357,9 +388,22 @@ export class ClientSession {
       },
       (error: Error) => {
         this.#acquiring = false;
+        const pending = this.#pending;
+        const outstanding = this.#outstanding;
         this.#pending = [];
         this.#outstanding = 0;
         if (this.#state === "closed") return;
+        if (
+          error instanceof PoolError &&
+          error.code === "POOL_CLOSED" &&
+          this.#host.binding(binding.config.database) !== binding
+        ) {
+          // The config was reloaded while we waited: retry on the new pool.
+          this.#pending = pending;
+          this.#outstanding = outstanding;
+          this.#acquireCurrent();
+          return;
+        }
         const fields =
           error instanceof PoolError && error.code === "POOL_TIMEOUT"
             ? { severity: "FATAL", code: "53300", message: `pgbind: ${error.message}; try again later` }

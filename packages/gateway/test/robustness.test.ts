@@ -240,3 +240,60 @@ describe("shutdown", () => {
     await assert.rejects(c.query("select 1"));
   });
 });
+
+describe("config reload", () => {
+  it("keeps clients of a changed binding working, and refuses a revoked credential at the next transaction", async () => {
+    const binding = (poolSize: number, users: string[]) => ({
+      bindings: [
+        {
+          id: "db",
+          database: "db",
+          credentials: users.map((user) => ({ user, scramVerifier: createScramVerifier(PASSWORD) })),
+          origin: {
+            host: origin.host,
+            port: origin.port,
+            database: "postgres",
+            user: origin.user,
+            password: origin.password,
+            sslmode: "disable" as const,
+          },
+          poolMode: "transaction" as const,
+          poolSize,
+          timeouts: DEFAULT_TIMEOUTS,
+        },
+      ],
+    });
+    const local = new Gateway({
+      port: 0,
+      source: { description: "test", watch: () => () => {}, load: async () => binding(1, ["app"]) },
+    });
+    const localPort = (await local.start()).port;
+    try {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port: localPort,
+        user: "app",
+        password: PASSWORD,
+        database: "db",
+      });
+      c.on("error", () => {});
+      await c.connect();
+      assert.deepEqual((await c.query("select 1 as n")).rows, [{ n: 1 }]);
+      local.apply(binding(3, ["app", "other"]));
+      assert.deepEqual((await c.query("select 2 as n")).rows, [{ n: 2 }], "still served after a reload");
+      local.apply(binding(3, ["other"]));
+      await assert.rejects(c.query("select 3"), /credential was revoked/);
+      const again = new pg.Client({
+        host: "127.0.0.1",
+        port: localPort,
+        user: "app",
+        password: PASSWORD,
+        database: "db",
+      });
+      again.on("error", () => {});
+      await assert.rejects(again.connect(), /password authentication failed/);
+    } finally {
+      await local.close(200);
+    }
+  });
+});
