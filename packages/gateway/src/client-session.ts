@@ -80,6 +80,7 @@ export class ClientSession {
   #outstanding = 0;
   #walker = new ResponseWalker();
   #lastReady = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
   /** The current server connection may carry session state (a SET) that must not reach the next client. */
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
@@ -91,6 +92,9 @@ export class ClientSession {
     this.#listen(socket);
   }
 
+  get remoteAddress(): string {
+    return `${this.#socket.remoteAddress ?? ""}:${this.#socket.remotePort ?? ""}`;
+  }
   get user(): string {
     return this.#user;
   }
@@ -269,9 +273,27 @@ export class ClientSession {
     this.#host.register(this);
     this.#binding?.sessionOpened(this);
     this.#socket.resume();
+    this.#armIdleTimer();
+  }
+
+  /** Closes a client idle outside a transaction for `idleClientMs` (0 disables), like idle_session_timeout. */
+  #armIdleTimer(): void {
+    clearTimeout(this.#idleTimer);
+    const ms = this.#binding?.config.timeouts.idleClientMs ?? 0;
+    if (ms <= 0 || this.#state !== "ready") return;
+    this.#idleTimer = setTimeout(() => {
+      if (this.busy) return;
+      this.terminate({
+        severity: "FATAL",
+        code: "57P05",
+        message: `pgbind: terminating connection due to idle-session timeout (${ms / 1000} s)`,
+      });
+    }, ms);
+    this.#idleTimer.unref();
   }
 
   #onClientMessage(input: Frame): void {
+    clearTimeout(this.#idleTimer);
     let frame = input;
     const binding = this.#binding as BindingRuntime;
     if (frame.code === FrontendMessage.Terminate) {
@@ -453,6 +475,7 @@ export class ClientSession {
     if (!server || !binding) return;
     this.#server = undefined;
     server.detach();
+    this.#armIdleTimer();
     if (!reusable || !this.#dirty) {
       binding.pool.release(server, reusable);
       return;
@@ -463,6 +486,7 @@ export class ClientSession {
 
   #close(): void {
     if (this.#state === "closed") return;
+    clearTimeout(this.#idleTimer);
     const wasReady = this.#state === "ready";
     this.#state = "closed";
     // Mid-transaction, the server's session state is unknown: do not give it to the next client.

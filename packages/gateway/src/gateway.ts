@@ -7,6 +7,7 @@ import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
 import type { GatewayConfig } from "./config.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
+import type { GatewayView } from "./view.js";
 
 /** Structured log sink; fields never hold secrets. */
 export type GatewayLog = (event: string, fields: Record<string, unknown>) => void;
@@ -34,6 +35,8 @@ export class Gateway {
   readonly #server: net.Server;
   readonly #host: SessionHost;
   #stopWatching: (() => void) | undefined;
+  readonly #startedAt = Date.now();
+  #paused = false;
 
   constructor(options: GatewayOptions) {
     this.#options = options;
@@ -106,6 +109,72 @@ export class Gateway {
 
   get sessions(): ReadonlyMap<number, ClientSession> {
     return this.#sessions;
+  }
+
+  /** A read-only view for the admin console and metrics. */
+  view(): GatewayView {
+    const gateway = this;
+    const address = () => this.#server.address() as net.AddressInfo | null;
+    return {
+      startedAt: this.#startedAt,
+      get listen() {
+        const a = address();
+        return { host: a?.address ?? "", port: a?.port ?? 0 };
+      },
+      configSource: this.#options.source.description,
+      get paused() {
+        return gateway.#paused;
+      },
+      bindings: () =>
+        [...this.#bindings.values()].map((runtime) => ({
+          id: runtime.config.id,
+          database: runtime.config.database,
+          poolMode: runtime.config.poolMode,
+          poolSize: runtime.config.poolSize,
+          origin: {
+            host: runtime.config.origin.host,
+            port: runtime.config.origin.port,
+            database: runtime.config.origin.database,
+            user: runtime.config.origin.user,
+            sslmode: runtime.config.origin.sslmode,
+          },
+          pool: runtime.pool.stats,
+          clients: runtime.clients.size,
+          transactions: runtime.counters.transactions,
+          serverConnects: runtime.counters.serverConnects,
+          serverConnectFailures: runtime.counters.serverConnectFailures,
+        })),
+      clients: () =>
+        [...this.#sessions.values()].map((session) => ({
+          processId: session.processId,
+          user: session.user,
+          database: session.database ?? "",
+          state: session.server ? "active" : session.busy ? "waiting" : "idle",
+          address: session.remoteAddress,
+          connectedAt: session.connectedAt,
+          serverId: session.server?.id,
+        })),
+      servers: () =>
+        [...this.#bindings.values()].flatMap((runtime) =>
+          [...runtime.pool.busy].map((server) => ({
+            id: server.id,
+            database: runtime.config.database,
+            state: "active" as const,
+            origin: `${server.origin.host}:${server.origin.port}`,
+            connectedAt: server.createdAt,
+            preparedStatements: server.prepared.size,
+          })),
+        ),
+      reload: async () => this.apply(await this.#options.source.load()),
+      pause: () => {
+        this.#paused = true;
+        for (const runtime of this.#bindings.values()) runtime.pool.pause();
+      },
+      resume: () => {
+        this.#paused = false;
+        for (const runtime of this.#bindings.values()) runtime.pool.resume();
+      },
+    };
   }
 
   /** Stops accepting; waits up to `graceMs` for clients to finish their transactions, then closes everything. */

@@ -3,3 +3,4 @@ export * from "./config.js";
 export * from "./config-source.js";
 export { Gateway, type GatewayLog, type GatewayOptions } from "./gateway.js";
 export { PoolError, ServerPool } from "./pool.js";
+export type { BindingView, ClientView, GatewayView, ServerView } from "./view.js";

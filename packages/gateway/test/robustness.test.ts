@@ -297,3 +297,53 @@ describe("config reload", () => {
     }
   });
 });
+
+describe("idle clients", () => {
+  it("closes a client idle outside a transaction for idleClientMs with 57P05", async () => {
+    const local = new Gateway({
+      port: 0,
+      source: {
+        description: "test",
+        watch: () => () => {},
+        load: async () => ({
+          bindings: [
+            {
+              id: "db",
+              database: "db",
+              credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
+              origin: {
+                host: origin.host,
+                port: origin.port,
+                database: "postgres",
+                user: origin.user,
+                password: origin.password,
+                sslmode: "disable",
+              },
+              poolMode: "transaction",
+              poolSize: 1,
+              timeouts: { ...DEFAULT_TIMEOUTS, idleClientMs: 300 },
+            },
+          ],
+        }),
+      },
+    });
+    const localPort = (await local.start()).port;
+    try {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port: localPort,
+        user: "app",
+        password: PASSWORD,
+        database: "db",
+      });
+      const ended = new Promise<Error>((resolve) => c.on("error", resolve));
+      await c.connect();
+      await c.query("select 1");
+      const error = (await ended) as Error & { code?: string };
+      assert.equal(error.code, "57P05");
+      assert.match(error.message, /idle-session timeout/);
+    } finally {
+      await local.close(200);
+    }
+  });
+});
