@@ -109,3 +109,91 @@ describe("pgbind gateway", () => {
     assert.match(gw.output().stderr, /either --config <file> or --origin <url>/);
   });
 });
+
+describe("pgbind gateway operations", () => {
+  it("serves the admin console (psql-style simple queries) and Prometheus metrics", async () => {
+    const origin = await startTestPostgres();
+    const url = `postgres://${origin.user}:${encodeURIComponent(origin.password)}@127.0.0.1:${origin.port}/postgres?sslmode=disable`;
+    const child = spawn(
+      PGBIND,
+      [
+        "gateway",
+        "--origin",
+        url,
+        "--user",
+        "app",
+        "--password",
+        "app-pw",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-user",
+        "admin",
+        "--metrics",
+        "127.0.0.1:0",
+      ],
+      {
+        cwd: root,
+        env: { PATH: process.env.PATH, PGBIND_ADMIN_PASSWORD: "admin-pw" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    try {
+      await new Promise<void>((resolve) => {
+        const check = () => /metrics on /.test(stdout) && resolve();
+        child.stdout?.on("data", check);
+      });
+      const port = Number(/listening on [^\s]+:(\d+)/.exec(stdout)?.[1]);
+      const metricsUrl = /metrics on (http:\/\/\S+)\/metrics/.exec(stdout)?.[1] as string;
+      const app = new pg.Client({
+        host: "127.0.0.1",
+        port,
+        user: "app",
+        password: "app-pw",
+        database: "postgres",
+      });
+      await app.connect();
+      await app.query("select 1");
+      const admin = new pg.Client({
+        host: "127.0.0.1",
+        port,
+        user: "admin",
+        password: "admin-pw",
+        database: "pgbind",
+      });
+      await admin.connect();
+      const pools = await admin.query("SHOW POOLS");
+      assert.equal(pools.rows[0]?.database, "postgres");
+      assert.equal(pools.rows[0]?.pool_mode, "transaction");
+      const clients = await admin.query("SHOW CLIENTS");
+      assert.ok(clients.rows.some((r) => r.user === "app"));
+      const config = await admin.query("SHOW CONFIG");
+      assert.doesNotMatch(JSON.stringify(config.rows), new RegExp(origin.password.replace(/[^\w]/g, "\\$&")));
+      await admin.query("PAUSE");
+      assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 503);
+      await admin.query("RESUME");
+      assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 200);
+      const text = await (await fetch(`${metricsUrl}/metrics`)).text();
+      assert.match(text, /pgbind_gateway_transactions_total\{database="postgres"\} [1-9]/);
+      await admin.end();
+      await app.end();
+      const bad = new pg.Client({
+        host: "127.0.0.1",
+        port,
+        user: "admin",
+        password: "wrong",
+        database: "pgbind",
+      });
+      bad.on("error", () => {});
+      await assert.rejects(bad.connect(), /password authentication failed/);
+    } finally {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+      await origin.stop();
+    }
+  });
+});

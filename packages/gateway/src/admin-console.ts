@@ -26,9 +26,13 @@ class AdminError extends Error {
   }
 }
 
-/** RowDescription, one DataRow per row, CommandComplete `SHOW`: every column is text. */
-function table(columns: readonly string[], rows: readonly (readonly Cell[])[]): Buffer[] {
-  return [buildRowDescription(columns), ...rows.map((row) => buildDataRow(row)), buildCommandComplete("SHOW")];
+/** RowDescription (column names space-separated), one DataRow per row, CommandComplete `SHOW`; all text. */
+function table(columns: string, rows: readonly (readonly Cell[])[]): Buffer[] {
+  return [
+    buildRowDescription(columns.split(" ")),
+    ...rows.map((row) => buildDataRow(row)),
+    buildCommandComplete("SHOW"),
+  ];
 }
 
 const time = (ms: number): string => new Date(ms).toISOString();
@@ -60,35 +64,26 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     const count = (database: string, waiting: boolean) =>
       clients.filter((c) => c.database === database && (c.state === "waiting") === waiting).length;
     return table(
-      [
-        "database",
-        "pool_mode",
-        "pool_size",
-        "cl_active",
-        "cl_waiting",
-        "sv_active",
-        "sv_idle",
-        "sv_connecting",
-        "maxwait_ms",
-        "paused",
-      ],
-      view.bindings().map((b) => [
-        b.database,
-        b.poolMode,
-        String(b.poolSize),
-        String(count(b.database, false)),
-        String(count(b.database, true)),
-        String(b.pool.active),
-        String(b.pool.idle),
-        String(b.pool.connecting),
-        String(Math.round(b.pool.maxWaitMs)),
-        flag(b.pool.paused || view.paused),
-      ]),
+      "database pool_mode pool_size cl_active cl_waiting sv_active sv_idle sv_connecting maxwait_ms paused",
+      view
+        .bindings()
+        .map((b) => [
+          b.database,
+          b.poolMode,
+          String(b.poolSize),
+          String(count(b.database, false)),
+          String(count(b.database, true)),
+          String(b.pool.active),
+          String(b.pool.idle),
+          String(b.pool.connecting),
+          String(Math.round(b.pool.maxWaitMs)),
+          flag(b.pool.paused || view.paused),
+        ]),
     );
   },
   "SHOW CLIENTS": (view) =>
     table(
-      ["pid", "user", "database", "state", "addr", "connect_time", "server_id"],
+      "pid user database state addr connect_time server_id",
       view
         .clients()
         .map((c) => [
@@ -103,7 +98,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     ),
   "SHOW SERVERS": (view) =>
     table(
-      ["id", "database", "state", "origin", "connect_time", "prepared_statements"],
+      "id database state origin connect_time prepared_statements",
       view
         .servers()
         .map((s) => [
@@ -117,10 +112,15 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     ),
   "SHOW STATS": (view) =>
     table(
-      ["database", "total_xact_count", "server_connects", "server_connect_failures"],
+      "database total_xact_count server_connects server_connect_failures",
       view
         .bindings()
-        .map((b) => [b.database, String(b.transactions), String(b.serverConnects), String(b.serverConnectFailures)]),
+        .map((b) => [
+          b.database,
+          String(b.transactions),
+          String(b.serverConnects),
+          String(b.serverConnectFailures),
+        ]),
     ),
   "SHOW CONFIG": (view) => {
     const bindings = view.bindings();
@@ -141,11 +141,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
         [`${key}.pool_size`, String(b.poolSize)],
       );
     }
-    return table(["key", "value"], rows);
+    return table("key value", rows);
   },
   "SHOW DATABASES": (view) =>
     table(
-      ["id", "database", "host", "port", "origin_database", "origin_user", "sslmode", "pool_size", "pool_mode"],
+      "id database host port origin_database origin_user sslmode pool_size pool_mode",
       view
         .bindings()
         .map((b) => [
@@ -160,7 +160,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
           b.poolMode,
         ]),
     ),
-  "SHOW VERSION": async () => table(["version"], [[await gatewayVersion()]]),
+  "SHOW VERSION": async () => table("version", [[await gatewayVersion()]]),
   // PgBouncer answers SHOW HELP with a notice, not rows; psql prints it as such.
   "SHOW HELP": () => [
     buildNoticeResponse({
@@ -177,7 +177,10 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     try {
       await view.reload();
     } catch (error) {
-      throw new AdminError("F0000", `RELOAD failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw new AdminError(
+        "F0000",
+        `RELOAD failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     return [buildCommandComplete("RELOAD")];
   },

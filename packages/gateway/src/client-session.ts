@@ -30,6 +30,7 @@ import {
   SSL_REQUEST_CODE,
   TransactionStatus,
 } from "@pgbind/protocol";
+import type { AdminConsole } from "./admin-console.js";
 import type { BindingRuntime } from "./binding-runtime.js";
 import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
@@ -50,10 +51,15 @@ export interface SessionHost {
   readonly mockSecret: Buffer;
   /** Client messages larger than this are refused (protects memory). */
   readonly maxClientMessage: number;
+  /** The admin console and who may use it (database `pgbind`); undefined when none is configured. */
+  readonly admin: { readonly console: AdminConsole; verifier(user: string): string | undefined } | undefined;
   log(event: string, fields: Record<string, unknown>): void;
 }
 
-type State = "startup" | "authenticating" | "ready" | "closed";
+type State = "startup" | "authenticating" | "ready" | "admin" | "closed";
+
+/** The virtual database of the admin console, as PgBouncer's `pgbouncer` database. */
+export const ADMIN_DATABASE = "pgbind";
 
 /**
  * One client connection: the start-up handshake (TLS, SCRAM against the binding's stored verifiers) and
@@ -81,6 +87,7 @@ export class ClientSession {
   #walker = new ResponseWalker();
   #lastReady = 0;
   #idleTimer: NodeJS.Timeout | undefined;
+  #admin = false;
   /** The current server connection may carry session state (a SET) that must not reach the next client. */
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
@@ -149,6 +156,9 @@ export class ClientSession {
       case "ready":
         this.#onClientMessage(frame);
         return;
+      case "admin":
+        this.#onAdminMessage(frame);
+        return;
       case "closed":
         return;
       default: {
@@ -205,11 +215,18 @@ export class ClientSession {
       const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
       this.#socket.write(buildNegotiateProtocolVersion(PROTOCOL_VERSION_3, unsupported));
     }
-    const binding = this.#host.binding(database);
+    const admin = database === ADMIN_DATABASE ? this.#host.admin : undefined;
+    this.#admin = admin !== undefined;
+    const binding = admin ? undefined : this.#host.binding(database);
     const now = Date.now();
-    const credential = binding?.config.credentials.find(
-      (c) => c.user === user && (c.expiresAt === undefined || c.expiresAt.getTime() > now),
-    );
+    const credential = admin
+      ? (() => {
+          const verifier = admin.verifier(user);
+          return verifier === undefined ? undefined : { user, scramVerifier: verifier };
+        })()
+      : binding?.config.credentials.find(
+          (c) => c.user === user && (c.expiresAt === undefined || c.expiresAt.getTime() > now),
+        );
     // Unknown database or user: run a full exchange against a mock verifier, so the answer looks the same.
     const verifier =
       credential?.scramVerifier ?? createMockScramVerifier(`${database}\0${user}`, this.#host.mockSecret);
@@ -246,6 +263,22 @@ export class ClientSession {
       return;
     }
     this.#socket.write(buildAuthenticationSASLFinal(result.data));
+    if (this.#admin && this.#host.admin) {
+      this.#state = "admin";
+      this.#socket.write(
+        Buffer.concat([
+          AUTHENTICATION_OK,
+          buildParameterStatus("server_version", "17.0 (pgbind)"),
+          buildParameterStatus("client_encoding", "UTF8"),
+          buildParameterStatus("server_encoding", "UTF8"),
+          buildParameterStatus("DateStyle", "ISO, MDY"),
+          buildParameterStatus("standard_conforming_strings", "on"),
+          buildBackendKeyData(this.processId, this.secretKey),
+          buildReadyForQuery(TransactionStatus.Idle),
+        ]),
+      );
+      return;
+    }
     const binding = this.#binding;
     if (!binding) {
       // The mock verifier cannot succeed without the mock secret; treat it as a failure all the same.
@@ -290,6 +323,29 @@ export class ClientSession {
       });
     }, ms);
     this.#idleTimer.unref();
+  }
+
+  #onAdminMessage(frame: Frame): void {
+    const admin = this.#host.admin;
+    if (frame.code === FrontendMessage.Terminate || !admin) {
+      this.#close();
+      return;
+    }
+    if (frame.code !== FrontendMessage.Query) {
+      // The console answers simple queries only (as PgBouncer's); the extended protocol would need Sync bookkeeping.
+      this.terminate({
+        severity: "FATAL",
+        code: "08P01",
+        message: "the pgbind admin console supports only simple queries (use psql)",
+      });
+      return;
+    }
+    this.#socket.pause();
+    admin.console.handleQuery(parseQuery(frame)).then((reply) => {
+      if (this.#state === "closed") return;
+      this.#socket.write(reply);
+      this.#socket.resume();
+    });
   }
 
   #onClientMessage(input: Frame): void {

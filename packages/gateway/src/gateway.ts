@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import net from "node:net";
 import type tls from "node:tls";
 import { buildCancelRequest } from "@pgbind/protocol";
+import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
 import type { GatewayConfig } from "./config.js";
@@ -22,6 +23,8 @@ export interface GatewayOptions {
   readonly log?: GatewayLog;
   /** Client messages above this many bytes are refused, default 64 MiB. */
   readonly maxClientMessage?: number;
+  /** Who may use the admin console (database `pgbind`): user names and SCRAM verifiers. */
+  readonly adminCredentials?: readonly { readonly user: string; readonly scramVerifier: string }[];
 }
 
 /**
@@ -52,6 +55,12 @@ export class Gateway {
       },
       cancel: (processId, secretKey) => this.#cancel(processId, secretKey),
       log,
+      admin: options.adminCredentials?.length
+        ? {
+            console: new AdminConsole(this.view()),
+            verifier: (user) => options.adminCredentials?.find((c) => c.user === user)?.scramVerifier,
+          }
+        : undefined,
     };
     this.#server = net.createServer({ noDelay: true }, (socket) => {
       socket.setNoDelay(true);

@@ -13,13 +13,14 @@ import {
   GatewayConfigError,
   ORIGIN_SSL_MODES,
   type OriginSslMode,
+  startMetricsServer,
 } from "@pgbind/gateway";
 import { createScramVerifier } from "@pgbind/protocol";
 import { CliError, EXIT } from "../errors.js";
 import type { CliIo, Command } from "../io.js";
 
 export const GATEWAY_USAGE =
-  "pgbind gateway [--config gateway.json | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem>] [--show-password]";
+  "pgbind gateway [--config gateway.json | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem>] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--show-password]";
 
 /**
  * `pgbind gateway`: runs the gateway from a config file, or for one origin given on the command line
@@ -60,7 +61,15 @@ export const gatewayCommand: Command = async (argv, io) => {
 
   const log = (event: string, fields: Record<string, unknown>) =>
     io.stderr(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
-  const gateway = new Gateway({ source, host, port, ...(secureContext ? { tls: secureContext } : {}), log });
+  const adminCredentials = adminFrom(values["admin-user"], io);
+  const gateway = new Gateway({
+    source,
+    host,
+    port,
+    log,
+    ...(secureContext ? { tls: secureContext } : {}),
+    ...(adminCredentials ? { adminCredentials } : {}),
+  });
   let address: { address: string; port: number };
   try {
     address = await gateway.start();
@@ -72,6 +81,19 @@ export const gatewayCommand: Command = async (argv, io) => {
     throw error;
   }
   io.stdout(`pgbind gateway listening on ${address.address}:${address.port} (${source.description})\n`);
+  if (adminCredentials) {
+    io.stdout(
+      `admin console: psql -h ${address.address} -p ${address.port} -U ${adminCredentials[0]?.user} pgbind  (SHOW HELP)\n`,
+    );
+  }
+  let metrics: { url: string; close(): Promise<void> } | undefined;
+  if (values.metrics !== undefined) {
+    const listen = parseListen(values.metrics, "--metrics");
+    metrics = await startMetricsServer(gateway.view(), listen).catch((error: Error) => {
+      throw new CliError("COMMAND_FAILED", `--metrics ${values.metrics}: ${error.message}`);
+    });
+    io.stdout(`metrics on ${metrics.url}/metrics, health on ${metrics.url}/healthz\n`);
+  }
 
   await new Promise<void>((resolve) => {
     const reload = () => {
@@ -85,7 +107,10 @@ export const gatewayCommand: Command = async (argv, io) => {
       process.removeListener("SIGINT", stop);
       process.removeListener("SIGTERM", stop);
       log("draining", { signal });
-      gateway.close(10_000).then(resolve, resolve);
+      gateway
+        .close(10_000)
+        .then(() => metrics?.close())
+        .then(resolve, resolve);
     };
     process.on("SIGHUP", reload);
     process.once("SIGINT", stop);
@@ -110,17 +135,32 @@ function parse(argv: readonly string[]) {
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "show-password": { type: "boolean" },
+      "admin-user": { type: "string" },
+      metrics: { type: "string" },
     },
   });
 }
 
-function parseListen(value: string): { host: string; port: number } {
+/** The admin user's password comes from PGBIND_ADMIN_PASSWORD, never from the command line (ps shows it). */
+function adminFrom(user: string | undefined, io: CliIo) {
+  if (user === undefined) return undefined;
+  const password = io.env.PGBIND_ADMIN_PASSWORD;
+  if (typeof password !== "string" || password === "") {
+    throw new CliError(
+      "USAGE",
+      "--admin-user needs the admin password in the PGBIND_ADMIN_PASSWORD environment variable",
+    );
+  }
+  return [{ user, scramVerifier: createScramVerifier(password) }];
+}
+
+function parseListen(value: string, flag = "--listen"): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value);
   const port = Number(match?.[3]);
   if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new CliError(
       "USAGE",
-      `--listen: "${value}" is not host:port (e.g. 127.0.0.1:6432; port 0 picks a free one)`,
+      `${flag}: "${value}" is not host:port (e.g. 127.0.0.1:6432; port 0 picks a free one)`,
     );
   }
   return { host: (match[1] ?? match[2]) as string, port };
