@@ -85,6 +85,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     );
     return EXIT.usage;
   }
+  if (rest[0] === "--help" || rest[0] === "-h") {
+    io.stdout(`Usage: ${entry.usage}\n\n${entry.summary}\n`);
+    return EXIT.ok;
+  }
   try {
     return await (await entry.load())(rest, io);
   } catch (error) {

@@ -81,6 +81,9 @@ describe("pgbind help", () => {
     };
     for (const [name, usage] of Object.entries(modules)) {
       assert.ok(help.includes(usage), `help should show "${usage}" for ${name}`);
+      const own = await pgbind([name, "--help"]);
+      assert.equal(own.code, 0);
+      assert.ok(own.stdout.includes(usage), `pgbind ${name} --help should show its usage`);
     }
   });
 });
