@@ -438,6 +438,17 @@ describe("SCRAM server and client sessions against each other", () => {
       }),
       { numRuns: 500 },
     );
+    // Regression (found by the property below): a proof spelled with non-zero unused base64 bits
+    // decodes to the same bytes; it must still be refused.
+    {
+      const { server, clientFinal } = serverAfterFirst();
+      const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      const textFinal = clientFinal;
+      const last = textFinal.length - 2; // the character before the single "=" of a 32-byte proof
+      const swapped = alphabet[alphabet.indexOf(textFinal[last] as string) ^ 1] as string;
+      const mutated = Buffer.from(`${textFinal.slice(0, last)}${swapped}=`, "latin1");
+      assert.equal(server.handleClientFinal(mutated).ok, false);
+    }
     fc.assert(
       fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), (position, flip) => {
         const { server, clientFinal } = serverAfterFirst();

@@ -75,9 +75,14 @@ function xor(a: Uint8Array, b: Uint8Array): Buffer {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/** Strict base64 (RFC 4648 alphabet, padded), or null. */
+/**
+ * Strict, canonical base64 (RFC 4648 alphabet, padded, unused bits zero), or null. Canonical matters:
+ * otherwise several spellings decode to the same proof, and a mutated message could still verify.
+ */
 function decodeBase64(text: string): Buffer | null {
-  return BASE64.test(text) ? Buffer.from(text, "base64") : null;
+  if (!BASE64.test(text)) return null;
+  const bytes = Buffer.from(text, "base64");
+  return bytes.toString("base64") === text ? bytes : null;
 }
 
 /** A nonce is 1*printable, printable = %x21-2B / %x2D-7E (no comma). */
