@@ -356,19 +356,22 @@ export class ClientSession {
       this.#close();
       return;
     }
-    if (
-      binding.config.poolMode === "transaction" &&
-      (frame.code === FrontendMessage.Query || frame.code === FrontendMessage.Parse)
-    ) {
-      const sql = frame.code === FrontendMessage.Query ? parseQuery(frame) : parseParse(frame).query;
-      if (changesSessionState(sql)) this.#dirty = true;
-    }
-    if (frame.code === FrontendMessage.Query && binding.config.poolMode === "transaction") {
-      const feature = sessionFeature(parseQuery(frame));
-      if (feature) {
-        // Let the server raise the error, so it lands where the client expects it and fails an open transaction.
-        const refusal = refusalQuery(feature);
-        frame = { code: refusal[0] as number, length: refusal.readInt32BE(1), payload: refusal.subarray(5) };
+    if (binding.config.poolMode === "transaction") {
+      if (frame.code === FrontendMessage.Query) {
+        const sql = parseQuery(frame);
+        if (changesSessionState(sql)) this.#dirty = true;
+        const feature = sessionFeature(sql);
+        if (feature) {
+          // Let the server raise the error, so it lands where the client expects it and fails an open transaction.
+          const refusal = refusalQuery(feature);
+          frame = {
+            code: refusal[0] as number,
+            length: refusal.readInt32BE(1),
+            payload: refusal.subarray(5),
+          };
+        }
+      } else if (frame.code === FrontendMessage.Parse && changesSessionState(parseParse(frame).query)) {
+        this.#dirty = true;
       }
     }
     if (
@@ -382,7 +385,8 @@ export class ClientSession {
       this.#send(this.#server, frame);
       return;
     }
-    this.#pending.push({ code: frame.code, length: frame.length, payload: Buffer.from(frame.payload) });
+    // Frame payloads stay valid after later pushes (the framer never reuses their memory).
+    this.#pending.push(frame);
     if (!this.#acquiring) this.#acquireCurrent();
   }
 
