@@ -402,6 +402,13 @@ export class ClientSession {
     if (translated) {
       ok = true;
       for (const buffer of translated) ok = server.write(buffer);
+    } else if (frame.payload.length <= 8192) {
+      // One small buffer beats a header plus a payload write: one syscall, no writev bookkeeping.
+      const message = Buffer.allocUnsafe(5 + frame.payload.length);
+      message[0] = frame.code;
+      message.writeInt32BE(frame.length, 1);
+      frame.payload.copy(message, 5);
+      ok = server.write(message);
     } else {
       const header = Buffer.allocUnsafe(5);
       header[0] = frame.code;
@@ -448,6 +455,11 @@ export class ClientSession {
   }
 
   #acquire(binding: BindingRuntime): void {
+    const ready = binding.pool.tryAcquire();
+    if (ready) {
+      this.#attach(ready);
+      return;
+    }
     this.#acquiring = true;
     // Nothing more is read until a server connection is ours: the wait cannot buffer without bound.
     this.#socket.pause();
@@ -458,14 +470,7 @@ export class ClientSession {
           binding.pool.release(server);
           return;
         }
-        this.#server = server;
-        this.#walker = new ResponseWalker();
-        this.#lastReady = 0;
-        this.#statements.resetServer();
-        server.attach({ onData: (chunk) => this.#onServerData(chunk), onClose: () => this.#onServerLost() });
-        const pending = this.#pending;
-        this.#pending = [];
-        for (const frame of pending) this.#send(server, frame);
+        this.#attach(server);
         this.#socket.resume();
       },
       (error: Error) => {
@@ -494,6 +499,22 @@ export class ClientSession {
       },
     );
   }
+
+  #attach(server: ServerConnection): void {
+    this.#server = server;
+    this.#walker.reset();
+    this.#lastReady = 0;
+    this.#statements.resetServer();
+    server.attach(this.#serverListener);
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const frame of pending) this.#send(server, frame);
+  }
+
+  readonly #serverListener = {
+    onData: (chunk: Buffer) => this.#onServerData(chunk),
+    onClose: () => this.#onServerLost(),
+  };
 
   #onServerData(chunk: Buffer): void {
     const server = this.#server as ServerConnection;

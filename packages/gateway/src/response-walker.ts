@@ -21,6 +21,18 @@ export class ResponseWalker {
   /** True when the last chunk ended exactly after a ReadyForQuery. */
   endsWithReady = false;
 
+  /** Starts over for a new server attachment. */
+  reset(): void {
+    this.#headLen = 0;
+    this.#carried = undefined;
+    this.#remaining = 0;
+    this.#dropping = false;
+    this.#inReady = false;
+    this.readyCount = 0;
+    this.readyStatus = 0;
+    this.endsWithReady = false;
+  }
+
   walk(chunk: Buffer, keep: KeepMessage): Buffer[] {
     const out: Buffer[] = [];
     let keptFrom = 0;
