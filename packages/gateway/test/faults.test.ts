@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LocalPostgres, randomPassword } from "@pgbind/local-postgres";
-import { createScramVerifier } from "@pgbind/protocol";
 import pg from "pg";
 import { makeTempDir } from "../../../test-support/tmp.ts";
-import { DEFAULT_TIMEOUTS, Gateway } from "../src/index.ts";
+import type { Gateway } from "../src/index.ts";
+import { startGateway, testBinding } from "./support.ts";
 
 const PASSWORD = "fault-pw";
 
@@ -24,34 +24,12 @@ describe("origin faults", () => {
       durable: false,
     });
     const originPort = server.port;
-    gateway = new Gateway({
-      port: 0,
-      source: {
-        description: "test",
-        watch: () => () => {},
-        load: async () => ({
-          bindings: [
-            {
-              id: "db",
-              database: "db",
-              credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
-              origin: {
-                host: "127.0.0.1",
-                port: originPort,
-                database: "postgres",
-                user: "postgres",
-                password: originPassword,
-                sslmode: "disable",
-              },
-              poolMode: "transaction",
-              poolSize: 3,
-              timeouts: { ...DEFAULT_TIMEOUTS, connectMs: 15_000 },
-            },
-          ],
-        }),
-      },
-    });
-    port = (await gateway.start()).port;
+    ({ gateway, port } = await startGateway([
+      testBinding(
+        { host: "127.0.0.1", port: originPort, user: "postgres", password: originPassword },
+        { password: PASSWORD, poolSize: 3, timeouts: { connectMs: 15_000 } },
+      ),
+    ]));
   });
 
   after(async () => {

@@ -3,9 +3,9 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { createScramVerifier } from "@pgbind/protocol";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
-import { DEFAULT_TIMEOUTS, Gateway } from "../src/index.ts";
+import type { Gateway } from "../src/index.ts";
+import { startGateway, testBinding } from "./support.ts";
 
 const run = promisify(execFile);
 // Debian ships pgbench with the server package; CI machines may not have it (bench/gateway installs it).
@@ -25,34 +25,9 @@ describe("pgbench through the gateway", { skip: PGBENCH ? false : "pgbench is no
         env: { PATH: process.env.PATH, PGPASSWORD: origin.password },
       },
     );
-    gateway = new Gateway({
-      port: 0,
-      source: {
-        description: "test",
-        watch: () => () => {},
-        load: async () => ({
-          bindings: [
-            {
-              id: "bench",
-              database: "bench",
-              credentials: [{ user: "bench", scramVerifier: createScramVerifier("bench-pw") }],
-              origin: {
-                host: origin.host,
-                port: origin.port,
-                database: "postgres",
-                user: origin.user,
-                password: origin.password,
-                sslmode: "disable",
-              },
-              poolMode: "transaction",
-              poolSize: 4,
-              timeouts: DEFAULT_TIMEOUTS,
-            },
-          ],
-        }),
-      },
-    });
-    port = (await gateway.start()).port;
+    ({ gateway, port } = await startGateway([
+      testBinding(origin, { password: "bench-pw", users: ["bench"], database: "bench", poolSize: 4 }),
+    ]));
   });
 
   after(async () => {

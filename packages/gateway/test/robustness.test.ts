@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { buildStartupMessage, createScramVerifier } from "@pgbind/protocol";
+import { buildStartupMessage } from "@pgbind/protocol";
 import pg from "pg";
 import postgres from "postgres";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
-import { DEFAULT_TIMEOUTS, Gateway } from "../src/index.ts";
+import { Gateway } from "../src/index.ts";
+import { startGateway, staticSource, testBinding } from "./support.ts";
 
 const PASSWORD = "robust-pw";
 let origin: TestPostgres;
@@ -14,35 +15,10 @@ let port: number;
 
 before(async () => {
   origin = await startTestPostgres();
-  gateway = new Gateway({
-    port: 0,
-    maxClientMessage: 1024 * 1024,
-    source: {
-      description: "test",
-      watch: () => () => {},
-      load: async () => ({
-        bindings: [
-          {
-            id: "db",
-            database: "db",
-            credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
-            origin: {
-              host: origin.host,
-              port: origin.port,
-              database: "postgres",
-              user: origin.user,
-              password: origin.password,
-              sslmode: "disable",
-            },
-            poolMode: "transaction",
-            poolSize: 1,
-            timeouts: { ...DEFAULT_TIMEOUTS, queryWaitMs: 5_000 },
-          },
-        ],
-      }),
-    },
-  });
-  port = (await gateway.start()).port;
+  ({ gateway, port } = await startGateway(
+    [testBinding(origin, { password: PASSWORD, poolSize: 1, timeouts: { queryWaitMs: 5_000 } })],
+    { maxClientMessage: 1024 * 1024 },
+  ));
 });
 
 after(async () => {
@@ -194,34 +170,9 @@ describe("hostile clients", () => {
 
 describe("shutdown", () => {
   it("close() lets a running transaction finish, then disconnects clients", async () => {
-    const local = new Gateway({
-      port: 0,
-      source: {
-        description: "test",
-        watch: () => () => {},
-        load: async () => ({
-          bindings: [
-            {
-              id: "db",
-              database: "db",
-              credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
-              origin: {
-                host: origin.host,
-                port: origin.port,
-                database: "postgres",
-                user: origin.user,
-                password: origin.password,
-                sslmode: "disable",
-              },
-              poolMode: "transaction",
-              poolSize: 2,
-              timeouts: DEFAULT_TIMEOUTS,
-            },
-          ],
-        }),
-      },
-    });
-    const localPort = (await local.start()).port;
+    const { gateway: local, port: localPort } = await startGateway([
+      testBinding(origin, { password: PASSWORD }),
+    ]);
     const c = new pg.Client({
       host: "127.0.0.1",
       port: localPort,
@@ -244,29 +195,9 @@ describe("shutdown", () => {
 describe("config reload", () => {
   it("keeps clients of a changed binding working, and refuses a revoked credential at the next transaction", async () => {
     const binding = (poolSize: number, users: string[]) => ({
-      bindings: [
-        {
-          id: "db",
-          database: "db",
-          credentials: users.map((user) => ({ user, scramVerifier: createScramVerifier(PASSWORD) })),
-          origin: {
-            host: origin.host,
-            port: origin.port,
-            database: "postgres",
-            user: origin.user,
-            password: origin.password,
-            sslmode: "disable" as const,
-          },
-          poolMode: "transaction" as const,
-          poolSize,
-          timeouts: DEFAULT_TIMEOUTS,
-        },
-      ],
+      bindings: [testBinding(origin, { password: PASSWORD, poolSize, users })],
     });
-    const local = new Gateway({
-      port: 0,
-      source: { description: "test", watch: () => () => {}, load: async () => binding(1, ["app"]) },
-    });
+    const local = new Gateway({ port: 0, source: staticSource(binding(1, ["app"])) });
     const localPort = (await local.start()).port;
     try {
       const c = new pg.Client({
@@ -300,34 +231,9 @@ describe("config reload", () => {
 
 describe("idle clients", () => {
   it("closes a client idle outside a transaction for idleClientMs with 57P05", async () => {
-    const local = new Gateway({
-      port: 0,
-      source: {
-        description: "test",
-        watch: () => () => {},
-        load: async () => ({
-          bindings: [
-            {
-              id: "db",
-              database: "db",
-              credentials: [{ user: "app", scramVerifier: createScramVerifier(PASSWORD) }],
-              origin: {
-                host: origin.host,
-                port: origin.port,
-                database: "postgres",
-                user: origin.user,
-                password: origin.password,
-                sslmode: "disable",
-              },
-              poolMode: "transaction",
-              poolSize: 1,
-              timeouts: { ...DEFAULT_TIMEOUTS, idleClientMs: 300 },
-            },
-          ],
-        }),
-      },
-    });
-    const localPort = (await local.start()).port;
+    const { gateway: local, port: localPort } = await startGateway([
+      testBinding(origin, { password: PASSWORD, poolSize: 1, timeouts: { idleClientMs: 300 } }),
+    ]);
     try {
       const c = new pg.Client({
         host: "127.0.0.1",
