@@ -5,8 +5,8 @@ import { buildStartupMessage } from "@pgbind/protocol";
 import pg from "pg";
 import postgres from "postgres";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
-import { Gateway } from "../src/index.ts";
-import { startGateway, staticSource, testBinding } from "./support.ts";
+import type { Gateway } from "../src/index.ts";
+import { startGateway, testBinding } from "./support.ts";
 
 const PASSWORD = "robust-pw";
 let origin: TestPostgres;
@@ -26,8 +26,15 @@ after(async () => {
   await origin?.stop();
 });
 
-function client() {
-  const c = new pg.Client({ host: "127.0.0.1", port, user: "app", password: PASSWORD, database: "db" });
+/** A pg client of the shared gateway, or of the gateway on `gatewayPort`. */
+function client(gatewayPort = port) {
+  const c = new pg.Client({
+    host: "127.0.0.1",
+    port: gatewayPort,
+    user: "app",
+    password: PASSWORD,
+    database: "db",
+  });
   c.on("error", () => {});
   return c;
 }
@@ -173,14 +180,7 @@ describe("shutdown", () => {
     const { gateway: local, port: localPort } = await startGateway([
       testBinding(origin, { password: PASSWORD }),
     ]);
-    const c = new pg.Client({
-      host: "127.0.0.1",
-      port: localPort,
-      user: "app",
-      password: PASSWORD,
-      database: "db",
-    });
-    c.on("error", () => {});
+    const c = client(localPort);
     await c.connect();
     await c.query("begin");
     const closing = local.close(5_000);
@@ -197,31 +197,16 @@ describe("config reload", () => {
     const binding = (poolSize: number, users: string[]) => ({
       bindings: [testBinding(origin, { password: PASSWORD, poolSize, users })],
     });
-    const local = new Gateway({ port: 0, source: staticSource(binding(1, ["app"])) });
-    const localPort = (await local.start()).port;
+    const { gateway: local, port: localPort } = await startGateway(binding(1, ["app"]).bindings);
     try {
-      const c = new pg.Client({
-        host: "127.0.0.1",
-        port: localPort,
-        user: "app",
-        password: PASSWORD,
-        database: "db",
-      });
-      c.on("error", () => {});
+      const c = client(localPort);
       await c.connect();
       assert.deepEqual((await c.query("select 1 as n")).rows, [{ n: 1 }]);
       local.apply(binding(3, ["app", "other"]));
       assert.deepEqual((await c.query("select 2 as n")).rows, [{ n: 2 }], "still served after a reload");
       local.apply(binding(3, ["other"]));
       await assert.rejects(c.query("select 3"), /credential was revoked/);
-      const again = new pg.Client({
-        host: "127.0.0.1",
-        port: localPort,
-        user: "app",
-        password: PASSWORD,
-        database: "db",
-      });
-      again.on("error", () => {});
+      const again = client(localPort);
       await assert.rejects(again.connect(), /password authentication failed/);
     } finally {
       await local.close(200);
