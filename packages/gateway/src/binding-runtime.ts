@@ -1,4 +1,10 @@
-import { ScramKeyCache } from "@pgbind/protocol";
+import {
+  AUTHENTICATION_OK,
+  buildParameterStatus,
+  parseScramVerifier,
+  ScramKeyCache,
+  type ScramVerifier,
+} from "@pgbind/protocol";
 import type { ClientSession } from "./client-session.js";
 import type { BindingConfig } from "./config.js";
 import { ServerPool } from "./pool.js";
@@ -18,6 +24,8 @@ export class BindingRuntime {
   readonly clients = new Set<ClientSession>();
   readonly counters: BindingCounters = { transactions: 0, serverConnects: 0, serverConnectFailures: 0 };
   #parameters: ReadonlyMap<string, string> | undefined;
+  #greeting: Buffer | undefined;
+  readonly #verifiers = new Map<string, ScramVerifier>();
 
   constructor(config: BindingConfig, scramCache: ScramKeyCache = new ScramKeyCache()) {
     this.config = config;
@@ -53,6 +61,28 @@ export class BindingRuntime {
     const server = await this.pool.acquire();
     this.pool.release(server);
     return server.parameters;
+  }
+
+  /**
+   * AuthenticationOk and the origin's ParameterStatus messages, the same for every client of the binding;
+   * undefined until the first server connection has reported them.
+   */
+  get greeting(): Buffer | undefined {
+    if (this.#greeting || !this.#parameters) return this.#greeting;
+    const out: Buffer[] = [AUTHENTICATION_OK];
+    for (const [name, value] of this.#parameters) out.push(buildParameterStatus(name, value));
+    this.#greeting = Buffer.concat(out);
+    return this.#greeting;
+  }
+
+  /** A credential's verifier, parsed once (validating it costs more than the rest of a SCRAM exchange). */
+  verifier(text: string): ScramVerifier {
+    let parsed = this.#verifiers.get(text);
+    if (!parsed) {
+      parsed = parseScramVerifier(text);
+      this.#verifiers.set(text, parsed);
+    }
+    return parsed;
   }
 
   sessionOpened(session: ClientSession): void {

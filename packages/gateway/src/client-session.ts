@@ -36,7 +36,12 @@ import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
-import { changesSessionState, refusalQuery, sessionFeature } from "./session-features.js";
+import {
+  changesSessionState,
+  mayChangeSessionState,
+  refusalQuery,
+  sessionFeature,
+} from "./session-features.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -57,6 +62,15 @@ export interface SessionHost {
 }
 
 type State = "startup" | "authenticating" | "ready" | "admin" | "closed";
+
+const READY_IDLE = buildReadyForQuery(TransactionStatus.Idle);
+
+/** Client bytes queued while waiting for a server connection before reading pauses. */
+const PENDING_PAUSE_BYTES = 256 * 1024;
+/** Staged messages up to this size are copied into one buffer and written with one call. */
+const COALESCE_BYTES = 16 * 1024;
+/** Staged bytes are written out at least this often while a large chunk is being framed. */
+const FLUSH_BYTES = 256 * 1024;
 
 /** The virtual database of the admin console, as PgBouncer's `pgbouncer` database. */
 export const ADMIN_DATABASE = "pgbind";
@@ -79,8 +93,15 @@ export class ClientSession {
   #scram: ScramServerSession | undefined;
   #server: ServerConnection | undefined;
   #acquiring = false;
-  /** Client messages waiting for a server connection (the socket is paused meanwhile, so this stays small). */
+  /** Client messages waiting for a server connection; reading pauses once they exceed PENDING_PAUSE_BYTES. */
   #pending: Frame[] = [];
+  #pendingBytes = 0;
+  #pausedForPool = false;
+  /** What goes to the server for the messages of the chunk being read, written as one buffer at its end. */
+  #out: (Buffer | Frame)[] = [];
+  #outBytes = 0;
+  /** True while a received chunk is being framed: staged messages are flushed once it is done. */
+  #reading = false;
   readonly #statements = new PreparedStatements();
   /** Syncs/Queries sent to the server not yet answered by ReadyForQuery. */
   #outstanding = 0;
@@ -134,16 +155,22 @@ export class ClientSession {
   }
 
   #onData(chunk: Buffer): void {
+    this.#reading = true;
     try {
-      this.#framer.push(chunk, (frame) => this.#onFrame(frame));
+      this.#framer.push(chunk, this.#onFrameBound);
     } catch (error) {
       if (isProtocolError(error)) {
         this.terminate(error.toErrorFields("FATAL"));
         return;
       }
       throw error;
+    } finally {
+      this.#reading = false;
     }
+    if (this.#outBytes > 0) this.#flush();
   }
+
+  readonly #onFrameBound = (frame: Frame): void => this.#onFrame(frame);
 
   #onFrame(frame: Frame): void {
     switch (this.#state) {
@@ -229,7 +256,10 @@ export class ClientSession {
         );
     // Unknown database or user: run a full exchange against a mock verifier, so the answer looks the same.
     const verifier =
-      credential?.scramVerifier ?? createMockScramVerifier(`${database}\0${user}`, this.#host.mockSecret);
+      credential && binding
+        ? binding.verifier(credential.scramVerifier)
+        : (credential?.scramVerifier ??
+          createMockScramVerifier(`${database}\0${user}`, this.#host.mockSecret));
     this.#binding = credential ? binding : undefined;
     this.#scram = new ScramServerSession(verifier, { user });
     this.#state = "authenticating";
@@ -262,7 +292,14 @@ export class ClientSession {
       this.#socket.write(buildAuthenticationSASLContinue(result.data));
       return;
     }
-    this.#socket.write(buildAuthenticationSASLFinal(result.data));
+    const final = buildAuthenticationSASLFinal(result.data);
+    const greeting = this.#binding?.greeting;
+    if (greeting && !this.#admin) {
+      // The usual case: SASLFinal and the whole start-up answer in one write.
+      this.#finishStartup(greeting, final);
+      return;
+    }
+    this.#socket.write(final);
     if (this.#admin && this.#host.admin) {
       this.#state = "admin";
       this.#socket.write(
@@ -291,21 +328,21 @@ export class ClientSession {
     }
     this.#socket.pause();
     binding.originParameters().then(
-      (parameters) => this.#finishStartup(parameters),
+      () => this.#finishStartup(binding.greeting as Buffer),
       (error: Error) => this.terminate(originUnavailable(error)),
     );
   }
 
-  #finishStartup(parameters: ReadonlyMap<string, string>): void {
+  #finishStartup(greeting: Buffer, before?: Buffer): void {
     if (this.#state === "closed") return;
-    const out: Buffer[] = [AUTHENTICATION_OK];
-    for (const [name, value] of parameters) out.push(buildParameterStatus(name, value));
-    out.push(buildBackendKeyData(this.processId, this.secretKey), buildReadyForQuery(TransactionStatus.Idle));
-    this.#socket.write(Buffer.concat(out));
+    const keyData = buildBackendKeyData(this.processId, this.secretKey);
+    this.#socket.write(
+      Buffer.concat(before ? [before, greeting, keyData, READY_IDLE] : [greeting, keyData, READY_IDLE]),
+    );
     this.#state = "ready";
     this.#host.register(this);
     this.#binding?.sessionOpened(this);
-    this.#socket.resume();
+    if (this.#socket.isPaused()) this.#socket.resume();
     this.#armIdleTimer();
   }
 
@@ -352,12 +389,13 @@ export class ClientSession {
     clearTimeout(this.#idleTimer);
     let frame = input;
     const binding = this.#binding as BindingRuntime;
-    if (frame.code === FrontendMessage.Terminate) {
+    const code = frame.code;
+    if (code === FrontendMessage.Terminate) {
       this.#close();
       return;
     }
     if (binding.config.poolMode === "transaction") {
-      if (frame.code === FrontendMessage.Query) {
+      if (code === FrontendMessage.Query) {
         const sql = parseQuery(frame);
         if (changesSessionState(sql)) this.#dirty = true;
         const feature = sessionFeature(sql);
@@ -370,56 +408,103 @@ export class ClientSession {
             payload: refusal.subarray(5),
           };
         }
-      } else if (frame.code === FrontendMessage.Parse && changesSessionState(parseParse(frame).query)) {
+      } else if (
+        code === FrontendMessage.Parse &&
+        mayChangeSessionState(frame.payload) &&
+        changesSessionState(parseParse(frame).query)
+      ) {
         this.#dirty = true;
       }
     }
     if (
-      frame.code === FrontendMessage.Sync ||
-      frame.code === FrontendMessage.Query ||
-      frame.code === FrontendMessage.FunctionCall
+      code === FrontendMessage.Sync ||
+      code === FrontendMessage.Query ||
+      code === FrontendMessage.FunctionCall
     ) {
       this.#outstanding++;
     }
-    if (this.#server) {
-      this.#send(this.#server, frame);
+    const server = this.#server;
+    if (server) {
+      this.#stage(server, frame);
       return;
     }
     // Frame payloads stay valid after later pushes (the framer never reuses their memory).
     this.#pending.push(frame);
+    this.#pendingBytes += frame.length + 1;
     if (!this.#acquiring) this.#acquireCurrent();
+    else if (this.#pendingBytes > PENDING_PAUSE_BYTES && !this.#pausedForPool) {
+      // Nothing more is read until a server connection is ours: the wait cannot buffer without bound.
+      this.#pausedForPool = true;
+      this.#socket.pause();
+    }
   }
 
-  /** Forwards one client message, renaming prepared statements in transaction mode. */
-  #send(server: ServerConnection, frame: Frame): void {
+  /** Queues one client message for `server`, renaming prepared statements in transaction mode. */
+  #stage(server: ServerConnection, frame: Frame): void {
     const translated =
       this.#binding?.config.poolMode === "transaction"
         ? this.#statements.translate(frame, server)
         : undefined;
-    const socket = server.socket;
-    socket.cork();
-    let ok: boolean;
     if (translated) {
-      ok = true;
-      for (const buffer of translated) ok = server.write(buffer);
-    } else if (frame.payload.length <= 8192) {
-      // One small buffer beats a header plus a payload write: one syscall, no writev bookkeeping.
-      const message = Buffer.allocUnsafe(5 + frame.payload.length);
-      message[0] = frame.code;
-      message.writeInt32BE(frame.length, 1);
-      frame.payload.copy(message, 5);
+      for (const buffer of translated) {
+        this.#out.push(buffer);
+        this.#outBytes += buffer.length;
+      }
+    } else {
+      this.#out.push(frame);
+      this.#outBytes += frame.length + 1;
+    }
+    if (!this.#reading || this.#outBytes >= FLUSH_BYTES) this.#flush();
+  }
+
+  /**
+   * Writes what was staged: small batches (a whole extended-protocol round of Parse/Bind/Describe/
+   * Execute/Sync) as one buffer, so each client chunk costs one write to the server, not one per message.
+   */
+  #flush(): void {
+    const server = this.#server;
+    const out = this.#out;
+    const total = this.#outBytes;
+    this.#out = [];
+    this.#outBytes = 0;
+    if (!server || out.length === 0) return;
+    let ok = true;
+    const only = out.length === 1 ? out[0] : undefined;
+    if (only !== undefined && !("payload" in only)) {
+      ok = server.write(only);
+    } else if (total <= COALESCE_BYTES) {
+      const message = Buffer.allocUnsafe(total);
+      let at = 0;
+      for (const item of out) {
+        if ("payload" in item) {
+          message[at] = item.code;
+          message.writeInt32BE(item.length, at + 1);
+          at += 5 + item.payload.copy(message, at + 5);
+        } else {
+          at += item.copy(message, at);
+        }
+      }
       ok = server.write(message);
     } else {
-      const header = Buffer.allocUnsafe(5);
-      header[0] = frame.code;
-      header.writeInt32BE(frame.length, 1);
-      server.write(header);
-      ok = server.write(frame.payload);
+      // Large messages (COPY data, big Binds) go out as they are: copying them would cost more than writev.
+      const socket = server.socket;
+      socket.cork();
+      for (const item of out) {
+        if ("payload" in item) {
+          const header = Buffer.allocUnsafe(5);
+          header[0] = item.code;
+          header.writeInt32BE(item.length, 1);
+          server.write(header);
+          ok = server.write(item.payload);
+        } else {
+          ok = server.write(item);
+        }
+      }
+      socket.uncork();
     }
-    process.nextTick(() => socket.uncork());
     if (!ok) {
       this.#socket.pause();
-      socket.once("drain", () => this.#socket.resume());
+      server.socket.once("drain", () => this.#socket.resume());
     }
   }
 
@@ -461,8 +546,6 @@ export class ClientSession {
       return;
     }
     this.#acquiring = true;
-    // Nothing more is read until a server connection is ours: the wait cannot buffer without bound.
-    this.#socket.pause();
     binding.pool.acquire().then(
       (server) => {
         this.#acquiring = false;
@@ -471,13 +554,17 @@ export class ClientSession {
           return;
         }
         this.#attach(server);
-        this.#socket.resume();
+        if (this.#pausedForPool) {
+          this.#pausedForPool = false;
+          this.#socket.resume();
+        }
       },
       (error: Error) => {
         this.#acquiring = false;
         const pending = this.#pending;
         const outstanding = this.#outstanding;
         this.#pending = [];
+        this.#pendingBytes = 0;
         this.#outstanding = 0;
         if (this.#state === "closed") return;
         if (
@@ -487,6 +574,7 @@ export class ClientSession {
         ) {
           // The config was reloaded while we waited: retry on the new pool.
           this.#pending = pending;
+          this.#pendingBytes = pending.reduce((sum, frame) => sum + frame.length + 1, 0);
           this.#outstanding = outstanding;
           this.#acquireCurrent();
           return;
@@ -508,7 +596,13 @@ export class ClientSession {
     server.attach(this.#serverListener);
     const pending = this.#pending;
     this.#pending = [];
-    for (const frame of pending) this.#send(server, frame);
+    this.#pendingBytes = 0;
+    const reading = this.#reading;
+    // Inside a chunk, the rest of it is staged behind these and written with them.
+    this.#reading = true;
+    for (const frame of pending) this.#stage(server, frame);
+    this.#reading = reading;
+    if (!reading) this.#flush();
   }
 
   readonly #serverListener = {
@@ -516,11 +610,13 @@ export class ClientSession {
     onClose: () => this.#onServerLost(),
   };
 
+  readonly #keepServerMessage = (code: number): boolean =>
+    this.#statements.onServerMessage(code, this.#server as ServerConnection);
+
   #onServerData(chunk: Buffer): void {
     const server = this.#server as ServerConnection;
     const walker = this.#walker;
-    const statements = this.#statements;
-    const parts = walker.walk(chunk, (code) => statements.onServerMessage(code, server));
+    const parts = walker.walk(chunk, this.#keepServerMessage);
     let ok = true;
     for (const part of parts) ok = this.#socket.write(part);
     if (!ok) server.socket.pause();

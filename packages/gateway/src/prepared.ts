@@ -36,6 +36,11 @@ export interface PreparedHolder {
   readonly prepared: Set<string>;
 }
 
+// Shared markers for the common, unrenamed messages: no allocation per message.
+const PASS_PARSE: Expectation = { kind: "parse", hide: false };
+const PASS_CLOSE: Expectation = { kind: "close", hide: false };
+const SYNC: Expectation = { kind: "sync" };
+
 /** Closing a statement that does not exist is not an error, and answers CloseComplete. */
 const NO_SUCH_STATEMENT = "pgbind_close_noop";
 
@@ -65,11 +70,12 @@ export class PreparedStatements {
   translate(frame: Frame, server: PreparedHolder): Buffer[] | undefined {
     switch (frame.code) {
       case FrontendMessage.Parse: {
-        const parse = parseParse(frame);
-        if (parse.name === "") {
-          this.#expect.push({ kind: "parse", hide: false });
+        // The unnamed statement (an empty name, so a leading NUL) passes through undecoded.
+        if (frame.payload[0] === 0) {
+          this.#expect.push(PASS_PARSE);
           return undefined;
         }
+        const parse = parseParse(frame);
         const serverName = serverStatementName(parse.query, parse.paramTypes);
         this.#statements.set(parse.name, { serverName, query: parse.query, paramTypes: parse.paramTypes });
         const out: Buffer[] = [];
@@ -84,6 +90,8 @@ export class PreparedStatements {
         return out;
       }
       case FrontendMessage.Bind: {
+        const payload = frame.payload;
+        if (payload[payload.indexOf(0) + 1] === 0 || this.#statements.size === 0) return undefined;
         const { statement } = parseBind(frame);
         if (statement === "") return undefined;
         const known = this.#statements.get(statement);
@@ -91,26 +99,31 @@ export class PreparedStatements {
         return [...this.#ensure(known, server), renameBind(frame, statement, known.serverName)];
       }
       case FrontendMessage.Describe: {
+        if (frame.payload[1] === 0 || this.#statements.size === 0) return undefined;
         const { kind, name } = parseDescribe(frame);
         const known = kind === "S" && name !== "" ? this.#statements.get(name) : undefined;
         if (!known) return undefined;
         return [...this.#ensure(known, server), rebuild(FrontendMessage.Describe, "S", known.serverName)];
       }
       case FrontendMessage.Close: {
+        if (frame.payload[1] === 0) {
+          this.#expect.push(PASS_CLOSE);
+          return undefined;
+        }
         const { kind, name } = parseClose(frame);
         if (kind !== "S" || name === "") {
-          this.#expect.push({ kind: "close", hide: false });
+          this.#expect.push(PASS_CLOSE);
           return undefined;
         }
         // The server statement may be shared with other clients: only the client's name goes away.
         this.#statements.delete(name);
-        this.#expect.push({ kind: "close", hide: false });
+        this.#expect.push(PASS_CLOSE);
         return [buildClose("S", NO_SUCH_STATEMENT)];
       }
       case FrontendMessage.Sync:
       case FrontendMessage.Query:
         // Always marked: a pipelined Query's ReadyForQuery must not consume expectations queued after it.
-        this.#expect.push({ kind: "sync" });
+        this.#expect.push(SYNC);
         return undefined;
       default:
         return undefined;

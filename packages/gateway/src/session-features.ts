@@ -58,3 +58,21 @@ export function changesSessionState(sql: string): boolean {
   if (/;\s*(SET\s+(?!LOCAL\b)|RESET\b)/i.test(text)) return true;
   return /\bset_config\s*\(/i.test(text);
 }
+
+/**
+ * A byte-level pre-check for {@link changesSessionState} on a Parse payload: false when the text holds
+ * no "set" in any letter case (SET, RESET, set_config all do), so the common statement is never decoded.
+ */
+export function mayChangeSessionState(payload: Uint8Array): boolean {
+  const end = payload.length - 2;
+  for (let i = 0; i < end; i++) {
+    // `| 0x20` folds ASCII upper case to lower case.
+    if (
+      ((payload[i] as number) | 0x20) === 0x73 &&
+      ((payload[i + 1] as number) | 0x20) === 0x65 &&
+      ((payload[i + 2] as number) | 0x20) === 0x74
+    )
+      return true;
+  }
+  return false;
+}
