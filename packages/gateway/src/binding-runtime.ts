@@ -70,7 +70,9 @@ export class BindingRuntime {
   get greeting(): Buffer | undefined {
     if (this.#greeting || !this.#parameters) return this.#greeting;
     const out: Buffer[] = [AUTHENTICATION_OK];
-    for (const [name, value] of this.#parameters) out.push(buildParameterStatus(name, value));
+    // application_name is the client's own, sent per client.
+    for (const [name, value] of this.#parameters)
+      if (name !== "application_name") out.push(buildParameterStatus(name, value));
     this.#greeting = Buffer.concat(out);
     return this.#greeting;
   }

@@ -3,6 +3,7 @@ import type net from "node:net";
 import tls from "node:tls";
 import {
   AUTHENTICATION_OK,
+  BackendMessage,
   buildAuthenticationSASL,
   buildAuthenticationSASLContinue,
   buildAuthenticationSASLFinal,
@@ -10,6 +11,7 @@ import {
   buildErrorResponse,
   buildNegotiateProtocolVersion,
   buildParameterStatus,
+  buildQuery,
   buildReadyForQuery,
   CANCEL_REQUEST_CODE,
   createMockScramVerifier,
@@ -112,6 +114,10 @@ export class ClientSession {
   /** The current server connection may carry session state (a SET) that must not reach the next client. */
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
+  /** The client's application_name from its startup packet; set on each server connection it uses. */
+  #applicationName = "";
+  /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
+  #hiddenReplies = 0;
 
   constructor(socket: net.Socket, host: SessionHost) {
     this.#socket = socket;
@@ -238,6 +244,7 @@ export class ClientSession {
       return;
     }
     this.#user = user;
+    this.#applicationName = startup.parameters.get("application_name") ?? "";
     if (startup.minorVersion > 0) {
       const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
       this.#socket.write(buildNegotiateProtocolVersion(PROTOCOL_VERSION_3, unsupported));
@@ -335,10 +342,12 @@ export class ClientSession {
 
   #finishStartup(greeting: Buffer, before?: Buffer): void {
     if (this.#state === "closed") return;
-    const keyData = buildBackendKeyData(this.processId, this.secretKey);
-    this.#socket.write(
-      Buffer.concat(before ? [before, greeting, keyData, READY_IDLE] : [greeting, keyData, READY_IDLE]),
-    );
+    const tail = [
+      buildParameterStatus("application_name", this.#applicationName),
+      buildBackendKeyData(this.processId, this.secretKey),
+      READY_IDLE,
+    ];
+    this.#socket.write(Buffer.concat(before ? [before, greeting, ...tail] : [greeting, ...tail]));
     this.#state = "ready";
     this.#host.register(this);
     this.#binding?.sessionOpened(this);
@@ -594,6 +603,15 @@ export class ClientSession {
     this.#lastReady = 0;
     this.#statements.resetServer();
     server.attach(this.#serverListener);
+    this.#hiddenReplies = 0;
+    if (server.applicationName !== this.#applicationName) {
+      // As PgBouncer does: the server connection takes this client's application_name before its statements.
+      const set = setApplicationName(this.#applicationName);
+      this.#out.push(set);
+      this.#outBytes += set.length;
+      server.applicationName = this.#applicationName;
+      this.#hiddenReplies = 1;
+    }
     const pending = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -610,8 +628,17 @@ export class ClientSession {
     onClose: () => this.#onServerLost(),
   };
 
-  readonly #keepServerMessage = (code: number): boolean =>
-    this.#statements.onServerMessage(code, this.#server as ServerConnection);
+  readonly #keepServerMessage = (code: number): boolean => {
+    if (this.#hiddenReplies > 0) {
+      if (code === BackendMessage.ReadyForQuery) {
+        this.#hiddenReplies--;
+        // Not the answer to any of the client's Syncs.
+        this.#lastReady++;
+      }
+      return false;
+    }
+    return this.#statements.onServerMessage(code, this.#server as ServerConnection);
+  };
 
   #onServerData(chunk: Buffer): void {
     const server = this.#server as ServerConnection;
@@ -628,6 +655,7 @@ export class ClientSession {
       this.#binding?.countTransactions(ready);
     }
     if (
+      ready > 0 &&
       this.#outstanding === 0 &&
       walker.endsWithReady &&
       walker.readyStatus === TransactionStatus.Idle &&
@@ -658,7 +686,10 @@ export class ClientSession {
       return;
     }
     this.#dirty = false;
-    server.runInternal("RESET ALL").then((ok) => binding.pool.release(server, ok));
+    server.runInternal("RESET ALL").then((ok) => {
+      server.applicationName = server.initialApplicationName;
+      binding.pool.release(server, ok);
+    });
   }
 
   #close(): void {
@@ -668,7 +699,10 @@ export class ClientSession {
     this.#state = "closed";
     // Mid-transaction, the server's session state is unknown: do not give it to the next client.
     const clean =
-      this.#outstanding === 0 && this.#txStatus === TransactionStatus.Idle && this.#walker.atBoundary;
+      this.#outstanding === 0 &&
+      this.#hiddenReplies === 0 &&
+      this.#txStatus === TransactionStatus.Idle &&
+      this.#walker.atBoundary;
     this.#releaseServer(clean);
     if (wasReady) {
       this.#host.unregister(this);
@@ -677,6 +711,14 @@ export class ClientSession {
     this.#socket.end();
     this.#socket.destroySoon?.();
   }
+}
+
+/** `SET application_name` as a simple Query, the value quoted as a string literal whatever the server's settings. */
+function setApplicationName(value: string): Buffer {
+  const literal = value.includes("\\")
+    ? `E'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`
+    : `'${value.replaceAll("'", "''")}'`;
+  return buildQuery(`SET application_name = ${literal}`);
 }
 
 function originUnavailable(error: Error): ErrorFields {

@@ -50,6 +50,10 @@ export class ServerConnection implements Poolable {
   readonly createdAt = Date.now();
   /** Statements prepared on this connection by the gateway (server names), shared by its clients. */
   readonly prepared = new Set<string>();
+  /** The session's application_name now: what it started with, or what the gateway last SET for a client. */
+  applicationName: string;
+  /** The application_name this connection started with, which RESET ALL returns to. */
+  readonly initialApplicationName: string;
   #listener: ServerListener | undefined;
   #usable = true;
 
@@ -65,6 +69,8 @@ export class ServerConnection implements Poolable {
     this.parameters = parameters;
     this.processId = key.processId;
     this.secretKey = key.secretKey;
+    this.initialApplicationName = parameters.get("application_name") ?? "";
+    this.applicationName = this.initialApplicationName;
     socket.on("data", (chunk: Buffer) => {
       if (this.#listener) this.#listener.onData(chunk);
       // Idle: a server only speaks unprompted to report trouble (e.g. admin shutdown); stop using it.

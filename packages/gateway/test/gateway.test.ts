@@ -246,4 +246,57 @@ describe("gateway with real drivers", () => {
     await Promise.all(holders.map((c) => c.query("rollback")));
     await Promise.all(holders.map((c) => c.end()));
   });
+
+  it("gives each client its own application_name on whichever server connection serves it", async () => {
+    const names = ["alpha", "beta", "it's \\ quoted", "alpha"];
+    const clients = names.map((name) => client({ application_name: name }));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      for (let round = 0; round < 5; round++) {
+        // Two server connections for four clients: every round moves names between them.
+        const seen = await Promise.all(
+          clients.map(async (c) => {
+            const { rows } = await c.query(
+              "select current_setting('application_name') as setting, (select application_name from pg_stat_activity where pid = pg_backend_pid()) as activity",
+            );
+            return rows[0] as { setting: string; activity: string };
+          }),
+        );
+        assert.deepEqual(
+          seen,
+          names.map((name) => ({ setting: name, activity: name })),
+        );
+      }
+      // The extended protocol, after the hidden SET on a fresh attachment, too.
+      const extended = await (clients[2] as pg.Client).query({
+        text: "select current_setting($1) as v",
+        values: ["application_name"],
+      });
+      assert.equal(extended.rows[0].v, names[2]);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it("reports the client's own application_name at start-up (postgres.js)", async () => {
+    const sql = postgres({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      pass: CLIENT_PASSWORD,
+      database: "appdb",
+      connection: { application_name: "from-postgres-js" },
+      max: 1,
+    });
+    try {
+      const [row] = await sql`select current_setting('application_name') as v`;
+      assert.equal(row?.v, "from-postgres-js");
+      assert.equal(
+        (sql as unknown as { parameters: Record<string, string> }).parameters.application_name,
+        "from-postgres-js",
+      );
+    } finally {
+      await sql.end();
+    }
+  });
 });
