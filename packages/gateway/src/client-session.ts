@@ -38,12 +38,7 @@ import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
-import {
-  changesSessionState,
-  mayChangeSessionState,
-  refusalQuery,
-  sessionFeature,
-} from "./session-features.js";
+import { changesSessionState, mayNeedInspection, refusalQuery, sessionFeature } from "./session-features.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -118,6 +113,9 @@ export class ClientSession {
   #applicationName = "";
   /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
   #hiddenReplies = 0;
+  /** ReadyForQuery messages to hide: those of refusals sent in place of a Parse. */
+  #hideReadyCount = 0;
+  #discardUntilSync = false;
 
   constructor(socket: net.Socket, host: SessionHost) {
     this.#socket = socket;
@@ -403,6 +401,11 @@ export class ClientSession {
       this.#close();
       return;
     }
+    if (this.#discardUntilSync) {
+      // The rest of a refused extended-protocol round: the server would skip it too, after the error.
+      if (code !== FrontendMessage.Sync) return;
+      this.#discardUntilSync = false;
+    }
     if (binding.config.poolMode === "transaction") {
       if (code === FrontendMessage.Query) {
         const sql = parseQuery(frame);
@@ -417,12 +420,24 @@ export class ClientSession {
             payload: refusal.subarray(5),
           };
         }
-      } else if (
-        code === FrontendMessage.Parse &&
-        mayChangeSessionState(frame.payload) &&
-        changesSessionState(parseParse(frame).query)
-      ) {
-        this.#dirty = true;
+      } else if (code === FrontendMessage.Parse && mayNeedInspection(frame.payload)) {
+        const sql = parseParse(frame).query;
+        if (changesSessionState(sql)) this.#dirty = true;
+        const feature = sessionFeature(sql);
+        if (feature) {
+          // The server raises the refusal from a simple Query in place of the Parse (failing an open
+          // transaction as it should); its ReadyForQuery is hidden and the round is skipped up to its Sync,
+          // whose ReadyForQuery the client gets as usual.
+          const refusal = refusalQuery(feature);
+          this.#hideReadyCount++;
+          this.#discardUntilSync = true;
+          this.#stageOrQueue({
+            code: refusal[0] as number,
+            length: refusal.readInt32BE(1),
+            payload: refusal.subarray(5),
+          });
+          return;
+        }
       }
     }
     if (
@@ -432,6 +447,10 @@ export class ClientSession {
     ) {
       this.#outstanding++;
     }
+    this.#stageOrQueue(frame);
+  }
+
+  #stageOrQueue(frame: Frame): void {
     const server = this.#server;
     if (server) {
       this.#stage(server, frame);
@@ -637,7 +656,13 @@ export class ClientSession {
       }
       return false;
     }
-    return this.#statements.onServerMessage(code, this.#server as ServerConnection);
+    const keep = this.#statements.onServerMessage(code, this.#server as ServerConnection);
+    if (code === BackendMessage.ReadyForQuery && this.#hideReadyCount > 0) {
+      this.#hideReadyCount--;
+      this.#lastReady++;
+      return false;
+    }
+    return keep;
   };
 
   #onServerData(chunk: Buffer): void {

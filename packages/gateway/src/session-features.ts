@@ -59,20 +59,24 @@ export function changesSessionState(sql: string): boolean {
   return /\bset_config\s*\(/i.test(text);
 }
 
+const KEYWORDS = ["set", "listen", "prepare", "advisory", "hold"].map((word) => Buffer.from(word));
+
 /**
- * A byte-level pre-check for {@link changesSessionState} on a Parse payload: false when the text holds
- * no "set" in any letter case (SET, RESET, set_config all do), so the common statement is never decoded.
+ * A byte-level pre-check on a Parse payload for {@link changesSessionState} and {@link sessionFeature}:
+ * false when none of their keywords (set, listen, prepare, advisory, hold) occurs in any letter case, so
+ * the common statement is never decoded.
  */
-export function mayChangeSessionState(payload: Uint8Array): boolean {
-  const end = payload.length - 2;
+export function mayNeedInspection(payload: Uint8Array): boolean {
+  const end = payload.length;
   for (let i = 0; i < end; i++) {
     // `| 0x20` folds ASCII upper case to lower case.
-    if (
-      ((payload[i] as number) | 0x20) === 0x73 &&
-      ((payload[i + 1] as number) | 0x20) === 0x65 &&
-      ((payload[i + 2] as number) | 0x20) === 0x74
-    )
-      return true;
+    const first = (payload[i] as number) | 0x20;
+    for (const word of KEYWORDS) {
+      if (first !== word[0] || i + word.length > end) continue;
+      let j = 1;
+      while (j < word.length && ((payload[i + j] as number) | 0x20) === word[j]) j++;
+      if (j === word.length) return true;
+    }
   }
   return false;
 }

@@ -152,6 +152,57 @@ describe("gateway with real drivers", () => {
     await c.end();
   });
 
+  it("refuses session features sent with the extended protocol too (pg and postgres.js)", async () => {
+    const c = client();
+    await c.connect();
+    const refused = (e: { code?: string; message: string }) => {
+      assert.equal(e.code, "0A000");
+      assert.match(e.message, /advisory locks is not supported in transaction pooling mode/);
+      return true;
+    };
+    await assert.rejects(c.query({ text: "select pg_advisory_lock($1)", values: [42] }), refused);
+    await assert.rejects(
+      c.query({ name: "lock", text: "select pg_advisory_lock($1)", values: [42] }),
+      refused,
+    );
+    assert.deepEqual((await c.query({ text: "select $1::int as ok", values: [1] })).rows, [{ ok: 1 }]);
+    // Inside a transaction the refusal fails the transaction, exactly as a server error would.
+    await c.query("begin");
+    await assert.rejects(
+      c.query({ text: "select pg_try_advisory_lock($1)", values: [7] }),
+      (e: { code?: string }) => e.code === "0A000",
+    );
+    await assert.rejects(
+      c.query({ text: "select $1::int", values: [1] }),
+      (e: { code?: string }) => e.code === "25P02",
+    );
+    await c.query("rollback");
+    assert.deepEqual((await c.query({ text: "select $1::text as v", values: ["after"] })).rows, [
+      { v: "after" },
+    ]);
+    // No advisory lock was taken on any server connection.
+    const { rows } = await c.query("select count(*)::int as n from pg_locks where locktype = 'advisory'");
+    assert.deepEqual(rows, [{ n: 0 }]);
+    await c.end();
+
+    const sql = postgres({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      pass: CLIENT_PASSWORD,
+      database: "appdb",
+      max: 1,
+    });
+    try {
+      await assert.rejects(sql`select pg_advisory_lock(${5})`, (e: { code?: string }) => e.code === "0A000");
+      await assert.rejects(sql`prepare p as select 1`, (e: { code?: string }) => e.code === "0A000");
+      const [row] = await sql`select ${"still fine"}::text as v`;
+      assert.equal(row?.v, "still fine");
+    } finally {
+      await sql.end();
+    }
+  });
+
   it("works with postgres.js: prepared statements, transactions and sql.begin", async () => {
     const sql = postgres({
       host: "127.0.0.1",
