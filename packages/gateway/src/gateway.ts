@@ -8,6 +8,7 @@ import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
 import type { GatewayConfig } from "./config.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
+import type { ServerConnection } from "./server-connection.js";
 import type { GatewayView } from "./view.js";
 
 /** Structured log sink; fields never hold secrets. */
@@ -164,16 +165,20 @@ export class Gateway {
           serverId: session.server?.id,
         })),
       servers: () =>
-        [...this.#bindings.values()].flatMap((runtime) =>
-          [...runtime.pool.busy].map((server) => ({
+        [...this.#bindings.values()].flatMap((runtime) => {
+          const row = (server: ServerConnection, state: "active" | "idle") => ({
             id: server.id,
             database: runtime.config.database,
-            state: "active" as const,
+            state,
             origin: `${server.origin.host}:${server.origin.port}`,
             connectedAt: server.createdAt,
             preparedStatements: server.prepared.size,
-          })),
-        ),
+          });
+          return [
+            ...[...runtime.pool.busy].map((server) => row(server, "active")),
+            ...runtime.pool.idle.map((server) => row(server, "idle")),
+          ];
+        }),
       reload: async () => this.apply(await this.#options.source.load()),
       pause: () => {
         this.#paused = true;

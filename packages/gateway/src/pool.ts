@@ -176,6 +176,11 @@ export class ServerPool<T extends Poolable> {
     return this.#busy.keys();
   }
 
+  /** Idle connections, for `SHOW SERVERS`. */
+  get idle(): readonly T[] {
+    return this.#idle.map((slot) => slot.conn);
+  }
+
   #pulse(): void {
     if (this.#closed || this.#paused) return;
     while (this.#waiters.length > 0) {

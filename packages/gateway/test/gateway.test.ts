@@ -286,6 +286,21 @@ describe("gateway with real drivers", () => {
     }
   });
 
+  it("lists idle server connections as well as busy ones (SHOW SERVERS)", async () => {
+    const c = client();
+    await c.connect();
+    await c.query("select 1");
+    const idle = gateway.view().servers();
+    assert.ok(idle.length >= 1, "the server connection that ran the query stays in the pool");
+    assert.ok(idle.every((s) => s.state === "idle" && s.database === "appdb"));
+    await c.query("begin");
+    const during = gateway.view().servers();
+    assert.equal(during.filter((s) => s.state === "active").length, 1);
+    assert.equal(during.length, idle.length);
+    await c.query("rollback");
+    await c.end();
+  });
+
   it("answers 53300 when no server connection frees up within queryWaitMs", async () => {
     const holders = [client(), client()];
     await Promise.all(holders.map((c) => c.connect()));
