@@ -359,7 +359,7 @@ export class ClientSession {
     const ms = this.#binding?.config.timeouts.idleClientMs ?? 0;
     if (ms <= 0 || this.#state !== "ready") return;
     this.#idleTimer = setTimeout(() => {
-      if (this.busy) return;
+      if (this.#acquiring || this.#outstanding > 0 || this.#txStatus !== TransactionStatus.Idle) return;
       this.terminate({
         severity: "FATAL",
         code: "57P05",
@@ -678,6 +678,13 @@ export class ClientSession {
       this.#outstanding = Math.max(0, this.#outstanding - ready);
       this.#txStatus = walker.readyStatus;
       this.#binding?.countTransactions(ready);
+      // In session mode the server stays attached: the client is idle once every Sync is answered.
+      if (
+        this.#outstanding === 0 &&
+        walker.readyStatus === TransactionStatus.Idle &&
+        this.#binding?.config.poolMode === "session"
+      )
+        this.#armIdleTimer();
     }
     if (
       ready > 0 &&

@@ -238,4 +238,32 @@ describe("idle clients", () => {
       await local.close(200);
     }
   });
+
+  it("in session mode too, and only once the client is idle: never inside a transaction", async () => {
+    const binding = testBinding(origin, { password: PASSWORD, poolSize: 1, timeouts: { idleClientMs: 400 } });
+    const { gateway: local, port: localPort } = await startGateway([{ ...binding, poolMode: "session" }]);
+    try {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port: localPort,
+        user: "app",
+        password: PASSWORD,
+        database: "db",
+      });
+      const ended = new Promise<Error>((resolve) => c.on("error", resolve));
+      await c.connect();
+      await c.query("begin");
+      // Longer than idleClientMs, but a transaction is open: the statement must not be cut off.
+      await c.query("select pg_sleep(0.6)");
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      assert.deepEqual((await c.query("select 1 as still")).rows, [{ still: 1 }]);
+      await c.query("commit");
+      const started = Date.now();
+      const error = (await ended) as Error & { code?: string };
+      assert.equal(error.code, "57P05");
+      assert.ok(Date.now() - started >= 300, "closed only after the idle period");
+    } finally {
+      await local.close(200);
+    }
+  });
 });
