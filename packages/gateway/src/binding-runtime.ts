@@ -19,7 +19,9 @@ export interface BindingCounters {
 
 /** A binding being served: its config, its server pool, its clients and what the origin reported. */
 export class BindingRuntime {
-  readonly config: BindingConfig;
+  #config: BindingConfig;
+  /** Bumped when the credentials change in place, so connected clients re-check theirs. */
+  #generation = 0;
   readonly pool: ServerPool<ServerConnection>;
   readonly clients = new Set<ClientSession>();
   readonly counters: BindingCounters = { transactions: 0, serverConnects: 0, serverConnectFailures: 0 };
@@ -28,7 +30,7 @@ export class BindingRuntime {
   readonly #verifiers = new Map<string, ScramVerifier>();
 
   constructor(config: BindingConfig, scramCache: ScramKeyCache = new ScramKeyCache()) {
-    this.config = config;
+    this.#config = config;
     this.pool = new ServerPool<ServerConnection>({
       size: config.poolSize,
       queryWaitMs: config.timeouts.queryWaitMs,
@@ -85,6 +87,32 @@ export class BindingRuntime {
       this.#verifiers.set(text, parsed);
     }
     return parsed;
+  }
+
+  get config(): BindingConfig {
+    return this.#config;
+  }
+
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Takes a config that differs from the current one only in its credentials (a rotation or a
+   * revocation): the pool and its server connections stay, clients re-check their credential at their
+   * next transaction.
+   */
+  replaceCredentials(config: BindingConfig): void {
+    this.#config = config;
+    this.#generation++;
+    this.#verifiers.clear();
+  }
+
+  /** True when `config` differs from the current one in nothing but its credentials. */
+  onlyCredentialsDiffer(config: BindingConfig): boolean {
+    return (
+      JSON.stringify({ ...config, credentials: [] }) === JSON.stringify({ ...this.#config, credentials: [] })
+    );
   }
 
   sessionOpened(session: ClientSession): void {

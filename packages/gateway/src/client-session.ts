@@ -34,6 +34,7 @@ import {
 } from "@pgbind/protocol";
 import type { AdminConsole } from "./admin-console.js";
 import type { BindingRuntime } from "./binding-runtime.js";
+import type { ClientCredential } from "./config.js";
 import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
@@ -113,6 +114,9 @@ export class ClientSession {
   #applicationName = "";
   /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
   #hiddenReplies = 0;
+  /** The binding generation and expiry the client's credential was last checked against. */
+  #generation = 0;
+  #credentialExpiresAt = Number.POSITIVE_INFINITY;
   /** ReadyForQuery messages to hide: those of refusals sent in place of a Parse. */
   #hideReadyCount = 0;
   #discardUntilSync = false;
@@ -251,7 +255,7 @@ export class ClientSession {
     this.#admin = admin !== undefined;
     const binding = admin ? undefined : this.#host.binding(database);
     const now = Date.now();
-    const credential = admin
+    const credential: ClientCredential | undefined = admin
       ? (() => {
           const verifier = admin.verifier(user);
           return verifier === undefined ? undefined : { user, scramVerifier: verifier };
@@ -266,6 +270,8 @@ export class ClientSession {
         : (credential?.scramVerifier ??
           createMockScramVerifier(`${database}\0${user}`, this.#host.mockSecret));
     this.#binding = credential ? binding : undefined;
+    this.#generation = binding?.generation ?? 0;
+    this.#credentialExpiresAt = credential?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
     this.#scram = new ScramServerSession(verifier, { user });
     this.#state = "authenticating";
     this.#socket.write(buildAuthenticationSASL(this.#scram.start()));
@@ -543,16 +549,16 @@ export class ClientSession {
   #acquireCurrent(): void {
     const old = this.#binding as BindingRuntime;
     const current = this.#host.binding(old.config.database);
-    if (current === old) {
+    const now = Date.now();
+    if (current === old && old.generation === this.#generation && now < this.#credentialExpiresAt) {
       this.#acquire(old);
       return;
     }
-    const now = Date.now();
-    const valid = current?.config.credentials.some(
+    const credential = current?.config.credentials.find(
       (c) => c.user === this.#user && (c.expiresAt === undefined || c.expiresAt.getTime() > now),
     );
-    old.sessionClosed(this);
-    if (!current || !valid) {
+    if (current !== old) old.sessionClosed(this);
+    if (!current || !credential) {
       this.terminate({
         severity: "FATAL",
         code: "28P01",
@@ -562,8 +568,12 @@ export class ClientSession {
       });
       return;
     }
-    this.#binding = current;
-    current.sessionOpened(this);
+    this.#generation = current.generation;
+    this.#credentialExpiresAt = credential.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
+    if (current !== old) {
+      this.#binding = current;
+      current.sessionOpened(this);
+    }
     this.#acquire(current);
   }
 

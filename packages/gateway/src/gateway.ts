@@ -103,8 +103,13 @@ export class Gateway {
         this.#bindings.delete(database);
         runtime.close();
       } else if (JSON.stringify(updated) !== JSON.stringify(runtime.config)) {
-        this.#bindings.set(database, new BindingRuntime(updated));
-        runtime.close();
+        if (runtime.onlyCredentialsDiffer(updated)) {
+          // A rotation or revocation: keep the pool and its warm server connections.
+          runtime.replaceCredentials(updated);
+        } else {
+          this.#bindings.set(database, new BindingRuntime(updated));
+          runtime.close();
+        }
       }
     }
     for (const [database, binding] of next) {

@@ -27,13 +27,14 @@ after(async () => {
 });
 
 /** A pg client of the shared gateway, or of the gateway on `gatewayPort`. */
-function client(gatewayPort = port) {
+function client(gatewayPort = port, overrides: Partial<pg.ClientConfig> = {}) {
   const c = new pg.Client({
     host: "127.0.0.1",
     port: gatewayPort,
     user: "app",
     password: PASSWORD,
     database: "db",
+    ...overrides,
   });
   c.on("error", () => {});
   return c;
@@ -209,6 +210,42 @@ describe("config reload", () => {
       await assert.rejects(c.query("select 3"), /credential was revoked/);
       const again = client(localPort);
       await assert.rejects(again.connect(), /password authentication failed/);
+    } finally {
+      await local.close(200);
+    }
+  });
+  it("a credential-only change (rotation) keeps the pool's server connections, and expiry refuses on time", async () => {
+    const base = testBinding(origin, { password: PASSWORD, poolSize: 1, users: ["app"] });
+    const { gateway: local, port: localPort } = await startGateway([base]);
+    try {
+      const c = client(localPort);
+      await c.connect();
+      const pid = async () => (await c.query("select pg_backend_pid() as pid")).rows[0].pid as number;
+      const before = await pid();
+      const soon = new Date(Date.now() + 700);
+      const [credential] = base.credentials;
+      assert.ok(credential);
+      // Rotation: a new credential appears and the old one expires after a grace period.
+      local.apply({
+        bindings: [
+          {
+            ...base,
+            credentials: [
+              { ...credential, expiresAt: soon },
+              { ...credential, user: "app_next" },
+            ],
+          },
+        ],
+      });
+      assert.equal(await pid(), before, "the same server connection serves the client after the change");
+      const next = client(localPort, { user: "app_next" });
+      await next.connect();
+      assert.equal((await next.query("select pg_backend_pid() as pid")).rows[0].pid, before);
+      await next.end();
+      await new Promise((resolve) => setTimeout(resolve, 800));
+      // No reload happened: the expiry alone ends the old credential at the next transaction.
+      await assert.rejects(c.query("select 1"), /credential was revoked/);
+      await assert.rejects(client(localPort).connect(), /password authentication failed/);
     } finally {
       await local.close(200);
     }
