@@ -84,6 +84,16 @@ describe("pgbind gateway", () => {
     const { stdout, stderr } = gw.output();
     assert.doesNotMatch(stdout + stderr, new RegExp(origin.password.replace(/[^\w]/g, "\\$&")));
     assert.doesNotMatch(stdout + stderr, /app-secret/);
+    // stderr holds the logs: pino JSON lines with level names.
+    const logs = stderr
+      .trimEnd()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { level: string; event: string; msg: string; time: string });
+    assert.deepEqual(
+      logs.map((l) => `${l.level} ${l.event}`),
+      ["info config_applied", "info listening", "info draining", "info stopped"],
+    );
+    assert.ok(logs.every((l) => l.msg && !Number.isNaN(Date.parse(l.time))));
   });
 
   it("rejects a bad config file with every problem and exit code 2", async () => {
@@ -107,6 +117,37 @@ describe("pgbind gateway", () => {
     const gw = start(["--listen", "nope"]);
     assert.equal(await gw.exited, 2);
     assert.match(gw.output().stderr, /either --config <file> or --origin <url>/);
+  });
+
+  it("rejects an unknown --log-level naming the valid ones, and --no-watch without --config", async () => {
+    const origin = "postgres://u:p@127.0.0.1:5432/db";
+    const bad = start(["--origin", origin, "--log-level", "verbose"]);
+    assert.equal(await bad.exited, 2);
+    assert.match(bad.output().stderr, /--log-level: "verbose" is not one of trace, debug, info, warn, error/);
+    const noWatch = start(["--origin", origin, "--no-watch"]);
+    assert.equal(await noWatch.exited, 2);
+    assert.match(noWatch.output().stderr, /--no-watch goes with --config/);
+  });
+
+  it("--log-level warn leaves out the info lines", async () => {
+    const url = `postgres://${origin.user}:${encodeURIComponent(origin.password)}@127.0.0.1:${origin.port}/postgres?sslmode=disable`;
+    const gw = start(["--origin", url, "--listen", "127.0.0.1:0", "--log-level", "warn"]);
+    running = gw.child;
+    const port = await gw.listening;
+    const client = new pg.Client({
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      password: "wrong",
+      database: "postgres",
+    });
+    client.on("error", () => {});
+    await assert.rejects(client.connect(), /password authentication failed/);
+    gw.child.kill("SIGTERM");
+    assert.equal(await gw.exited, 0);
+    const lines = gw.output().stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, gw.output().stderr);
+    assert.equal(JSON.parse(lines[0] as string).event, "auth_failed");
   });
 });
 

@@ -1,16 +1,20 @@
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { parseArgs } from "node:util";
 import {
   type ConfigSource,
+  createSelfSignedCertificate,
   DEFAULT_POOL_SIZE,
   DEFAULT_TIMEOUTS,
   FileConfigSource,
   Gateway,
   type GatewayConfig,
   GatewayConfigError,
+  type GatewayLog,
+  type MetricsServer,
   ORIGIN_SSL_MODES,
   type OriginSslMode,
   startMetricsServer,
@@ -18,13 +22,47 @@ import {
 import { createScramVerifier } from "@pgbind/protocol";
 import { CliError, EXIT } from "../errors.js";
 import type { CliIo, Command } from "../io.js";
+import { createLogger, type Level, parseLogLevel } from "../log.js";
 
 export const GATEWAY_USAGE =
-  "pgbind gateway [--config gateway.json | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem>] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--show-password]";
+  "pgbind gateway [--config gateway.json [--no-watch] | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem> | --tls-self-signed [--tls-dir .pgbind/gateway]] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--log-level info] [--show-password]";
+
+/** Where `--tls-self-signed` writes its certificate (relative to the working directory) unless `--tls-dir` says. */
+export const DEFAULT_TLS_DIR = ".pgbind/gateway";
+export const SELF_SIGNED_CERT_FILE = "self-signed.crt";
+
+/** How long a shutdown waits for running transactions before closing every client. */
+const DRAIN_GRACE_MS = 10_000;
+
+/**
+ * The gateway's log events (`GatewayLog(event, fields)` and the CLI's own) with their pino level and
+ * message. Events not listed here log at info, or at warn when their name says something failed.
+ */
+export const GATEWAY_EVENTS: Readonly<Record<string, { readonly level: Level; readonly msg: string }>> = {
+  listening: { level: "info", msg: "gateway listening" },
+  tls_self_signed: { level: "info", msg: "generated a self-signed TLS certificate for clients" },
+  config_applied: { level: "info", msg: "config applied" },
+  config_reloaded: { level: "info", msg: "config reloaded" },
+  config_rejected: { level: "error", msg: "config rejected; the previous config stays in effect" },
+  auth_failed: { level: "warn", msg: "client authentication failed" },
+  cancel_failed: { level: "warn", msg: "could not forward a cancel request to the origin" },
+  draining: { level: "info", msg: "draining: refusing new connections, letting transactions finish" },
+  stopped: { level: "info", msg: "gateway stopped" },
+};
+
+/** The pino level and message for a gateway event. */
+export function describeGatewayEvent(event: string): { level: Level; msg: string } {
+  const known = GATEWAY_EVENTS[event];
+  if (known) return known;
+  const level: Level = /(^|_)(failed|failure|error|refused|rejected|timeout)$/.test(event) ? "warn" : "info";
+  return { level, msg: event.replaceAll("_", " ") };
+}
 
 /**
  * `pgbind gateway`: runs the gateway from a config file, or for one origin given on the command line
- * (clients then use the origin's database name). SIGHUP reloads the config file; SIGINT/SIGTERM drain.
+ * (clients then use the origin's database name). SIGHUP reloads the config (so does editing the file,
+ * unless --no-watch); SIGINT/SIGTERM drain. Logs are JSON lines on stderr (pino); the lines a person
+ * needs to connect go to stdout.
  */
 export const gatewayCommand: Command = async (argv, io) => {
   let values: ReturnType<typeof parse>["values"];
@@ -36,21 +74,60 @@ export const gatewayCommand: Command = async (argv, io) => {
   if ((values.config === undefined) === (values.origin === undefined)) {
     throw new CliError("USAGE", `give either --config <file> or --origin <url>\nUsage: ${GATEWAY_USAGE}`);
   }
+  if (values["no-watch"] && values.config === undefined) {
+    throw new CliError("USAGE", "--no-watch goes with --config (there is no file to watch with --origin)");
+  }
+  const logger = createLogger({
+    level: parseLogLevel(values["log-level"]),
+    name: "gateway",
+    write: io.stderr,
+  });
+  // Fields never hold secrets (GatewayLog's contract, and this file's); the logger's redaction is a backstop.
+  const log: GatewayLog = (event, fields) => {
+    const { level, msg } = describeGatewayEvent(event);
+    // `event` leads each line, and a field of the same name cannot override it.
+    logger[level](Object.assign({ event }, fields, { event }), msg);
+  };
+  // Every check that can fail comes before anything is generated, written or started.
   const { host, port } = parseListen(values.listen ?? "127.0.0.1:6432");
-  const secureContext = await loadTls(values["tls-cert"], values["tls-key"], io);
+  const metricsListen = values.metrics === undefined ? undefined : parseListen(values.metrics, "--metrics");
+  const quick = values.origin === undefined ? undefined : quickConfig(values, io);
+  const adminCredentials = adminFrom(values["admin-user"], io);
+  const clientTls = await setUpTls(values, host, io, log);
 
   let source: ConfigSource;
-  if (values.config !== undefined) {
-    source = new FileConfigSource(
-      path.resolve(io.cwd, values.config),
+  if (quick === undefined) {
+    const file = new FileConfigSource(
+      path.resolve(io.cwd, values.config as string),
       io.env as Record<string, string | undefined>,
     );
+    source = {
+      description: file.description,
+      load: () => file.load(),
+      watch: values["no-watch"]
+        ? () => () => {}
+        : (onChange) =>
+            file.watch((result) => {
+              onChange(result);
+              if ("config" in result) {
+                log("config_reloaded", {
+                  reason: "file changed",
+                  source: file.description,
+                  bindings: result.config.bindings.length,
+                });
+              }
+            }),
+    };
   } else {
-    const quick = quickConfig(values, io);
     source = { description: "--origin", load: async () => quick.config, watch: () => () => {} };
     const password = values["show-password"] ? encodeURIComponent(quick.password) : "********";
+    const sslParams = !clientTls
+      ? "sslmode=disable"
+      : clientTls.rootCertFile === undefined
+        ? "sslmode=require"
+        : `sslmode=verify-full&sslrootcert=${encodeURIComponent(clientTls.rootCertFile).replaceAll("%2F", "/")}`;
     io.stdout(
-      `Clients connect with: postgres://${encodeURIComponent(quick.user)}:${password}@${host}:${port === 0 ? "<port>" : port}/${encodeURIComponent(quick.database)}${secureContext ? "?sslmode=require" : "?sslmode=disable"}\n`,
+      `Clients connect with: postgres://${encodeURIComponent(quick.user)}:${password}@${host}:${port === 0 ? "<port>" : port}/${encodeURIComponent(quick.database)}?${sslParams}\n`,
     );
     if (quick.generated && !values["show-password"]) {
       io.stdout(
@@ -59,15 +136,12 @@ export const gatewayCommand: Command = async (argv, io) => {
     }
   }
 
-  const log = (event: string, fields: Record<string, unknown>) =>
-    io.stderr(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
-  const adminCredentials = adminFrom(values["admin-user"], io);
   const gateway = new Gateway({
     source,
     host,
     port,
     log,
-    ...(secureContext ? { tls: secureContext } : {}),
+    ...(clientTls ? { tls: clientTls.context } : {}),
     ...(adminCredentials ? { adminCredentials } : {}),
   });
   let address: { address: string; port: number };
@@ -80,42 +154,78 @@ export const gatewayCommand: Command = async (argv, io) => {
       throw new CliError("COMMAND_FAILED", `${host}:${port} is in use; pass --listen <host:port>`);
     throw error;
   }
-  io.stdout(`pgbind gateway listening on ${address.address}:${address.port} (${source.description})\n`);
-  if (adminCredentials) {
-    io.stdout(
-      `admin console: psql -h ${address.address} -p ${address.port} -U ${adminCredentials[0]?.user} pgbind  (SHOW HELP)\n`,
-    );
-  }
-  let metrics: { url: string; close(): Promise<void> } | undefined;
-  if (values.metrics !== undefined) {
-    const listen = parseListen(values.metrics, "--metrics");
-    metrics = await startMetricsServer(gateway.view(), listen).catch((error: Error) => {
-      throw new CliError("COMMAND_FAILED", `--metrics ${values.metrics}: ${error.message}`);
-    });
-    io.stdout(`metrics on ${metrics.url}/metrics, health on ${metrics.url}/healthz\n`);
-  }
 
-  await new Promise<void>((resolve) => {
-    const reload = () => {
-      source.load().then(
-        (config) => gateway.apply(config),
-        (error: Error) => log("config_rejected", { error: error.message }),
+  // The signal handlers go in before anything says the gateway is up, so a signal sent on seeing that is handled.
+  let metrics: Promise<MetricsServer | undefined> = Promise.resolve(undefined);
+  const reload = (signal: NodeJS.Signals) => {
+    source
+      .load()
+      .then((config) => {
+        gateway.apply(config);
+        log("config_reloaded", {
+          reason: signal,
+          source: source.description,
+          bindings: config.bindings.length,
+        });
+      })
+      .catch((error: Error) =>
+        log("config_rejected", { reason: signal, source: source.description, error: error.message }),
       );
-    };
+  };
+  let detach = () => {};
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
+      detach();
+      const started = Date.now();
+      // close() stops listening before it returns, so new connections are refused once this is logged.
+      const closing = gateway.close(DRAIN_GRACE_MS);
+      log("draining", { signal, graceMs: DRAIN_GRACE_MS, clients: gateway.sessions.size });
+      closing
+        .then(() => metrics)
+        .then((server) => server?.close())
+        .catch((error: Error) => log("shutdown_failed", { error: error.message }))
+        .finally(() => {
+          log("stopped", { signal, ms: Date.now() - started });
+          resolve();
+        });
+    };
+    detach = () => {
       process.removeListener("SIGHUP", reload);
       process.removeListener("SIGINT", stop);
       process.removeListener("SIGTERM", stop);
-      log("draining", { signal });
-      gateway
-        .close(10_000)
-        .then(() => metrics?.close())
-        .then(resolve, resolve);
     };
     process.on("SIGHUP", reload);
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+
+  io.stdout(`pgbind gateway listening on ${address.address}:${address.port} (${source.description})\n`);
+  log("listening", {
+    address: address.address,
+    port: address.port,
+    source: source.description,
+    tls: clientTls ? (clientTls.rootCertFile === undefined ? "certificate" : "self-signed") : "off",
+    watch: quick === undefined && !values["no-watch"],
+    admin: adminCredentials !== undefined,
+  });
+  if (adminCredentials) {
+    io.stdout(
+      `admin console: psql -h ${address.address} -p ${address.port} -U ${adminCredentials[0]?.user} pgbind  (SHOW HELP)\n`,
+    );
+  }
+  if (metricsListen !== undefined) {
+    metrics = startMetricsServer(gateway.view(), metricsListen);
+    try {
+      const server = (await metrics) as MetricsServer;
+      io.stdout(`metrics on ${server.url}/metrics, health on ${server.url}/healthz\n`);
+    } catch (error) {
+      metrics = Promise.resolve(undefined);
+      detach();
+      await gateway.close(0);
+      throw new CliError("COMMAND_FAILED", `--metrics ${values.metrics}: ${(error as Error).message}`);
+    }
+  }
+  await stopped;
   return EXIT.ok;
 };
 
@@ -134,6 +244,10 @@ function parse(argv: readonly string[]) {
       listen: { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      "tls-self-signed": { type: "boolean" },
+      "tls-dir": { type: "string" },
+      "no-watch": { type: "boolean" },
+      "log-level": { type: "string" },
       "show-password": { type: "boolean" },
       "admin-user": { type: "string" },
       metrics: { type: "string" },
@@ -166,18 +280,90 @@ function parseListen(value: string, flag = "--listen"): { host: string; port: nu
   return { host: (match[1] ?? match[2]) as string, port };
 }
 
-async function loadTls(cert: string | undefined, key: string | undefined, io: CliIo) {
+/** TLS for clients: from --tls-cert/--tls-key, generated by --tls-self-signed, or none. */
+async function setUpTls(
+  values: ReturnType<typeof parse>["values"],
+  listenHost: string,
+  io: CliIo,
+  log: GatewayLog,
+): Promise<{ context: tls.SecureContext; rootCertFile?: string } | undefined> {
+  const cert = values["tls-cert"];
+  const key = values["tls-key"];
+  if (values["tls-self-signed"]) {
+    if (cert !== undefined || key !== undefined) {
+      throw new CliError(
+        "USAGE",
+        "--tls-self-signed generates its own certificate: give it, or --tls-cert and --tls-key, not both",
+      );
+    }
+    return selfSignedTls(values["tls-dir"] ?? DEFAULT_TLS_DIR, listenHost, io, log);
+  }
+  if (values["tls-dir"] !== undefined) {
+    throw new CliError("USAGE", "--tls-dir goes with --tls-self-signed (it says where the certificate goes)");
+  }
   if (cert === undefined && key === undefined) return undefined;
   if (cert === undefined || key === undefined)
     throw new CliError("USAGE", "--tls-cert and --tls-key go together");
   try {
-    return tls.createSecureContext({
-      cert: await readFile(path.resolve(io.cwd, cert)),
-      key: await readFile(path.resolve(io.cwd, key)),
-    });
+    return {
+      context: tls.createSecureContext({
+        cert: await readFile(path.resolve(io.cwd, cert)),
+        key: await readFile(path.resolve(io.cwd, key)),
+      }),
+    };
   } catch (error) {
     throw new CliError("USAGE", `cannot use the TLS certificate/key: ${(error as Error).message}`);
   }
+}
+
+/**
+ * Generates a certificate and key for this run (the key stays in memory) and writes the certificate, which
+ * clients use as their sslrootcert, to `<dir>/self-signed.crt`.
+ */
+async function selfSignedTls(dir: string, listenHost: string, io: CliIo, log: GatewayLog) {
+  // localhost, 127.0.0.1 and ::1 are always in; add the address clients dial when it is a specific one.
+  const wildcard = listenHost === "0.0.0.0" || listenHost === "::" || listenHost === "";
+  const hosts = wildcard ? [os.hostname()] : [listenHost];
+  const generated = await createSelfSignedCertificate({ hosts })
+    // A name that is no valid DNS name (a hostname with "_", say) is left out rather than fatal.
+    .catch((error: Error) => {
+      if (error instanceof TypeError) return createSelfSignedCertificate({ hosts: [] });
+      throw error;
+    })
+    .catch((error: Error) => {
+      throw new CliError(
+        "COMMAND_FAILED",
+        `--tls-self-signed: cannot generate a certificate: ${error.message}`,
+      );
+    });
+  const file = path.resolve(io.cwd, dir, SELF_SIGNED_CERT_FILE);
+  try {
+    await mkdir(path.dirname(file), { recursive: true });
+    // Write then rename, so a client reading the file never sees half a certificate.
+    const partial = `${file}.${process.pid}.tmp`;
+    await writeFile(partial, generated.cert, { mode: 0o644 });
+    await rename(partial, file);
+  } catch (error) {
+    throw new CliError(
+      "COMMAND_FAILED",
+      `--tls-self-signed: cannot write ${file}: ${(error as Error).message}`,
+    );
+  }
+  io.stdout(
+    `TLS: self-signed certificate for ${generated.hosts.join(", ")}\n` +
+      `  SHA-256 fingerprint ${generated.fingerprint256}\n` +
+      `  written to ${file}; clients verify it with sslmode=verify-full sslrootcert=${file}\n`,
+  );
+  log("tls_self_signed", {
+    file,
+    fingerprint256: generated.fingerprint256,
+    hosts: generated.hosts,
+    notAfter: generated.notAfter,
+  });
+  return {
+    context: tls.createSecureContext({ cert: generated.cert, key: generated.key }),
+    rootCertFile: file,
+  };
 }
 
 function quickConfig(values: ReturnType<typeof parse>["values"], io: CliIo) {
