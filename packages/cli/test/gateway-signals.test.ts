@@ -117,7 +117,7 @@ describe("pgbind gateway signals", () => {
     }
   });
 
-  it("SIGTERM drains: new connections are refused, a running transaction commits, then clients close", async () => {
+  it("SIGTERM drains: new connections are refused, idle clients close at once, a running transaction commits", async () => {
     await writeConfig("drain.json", ["app"]);
     const gw = startGateway(["--config", "drain.json", "--listen", "127.0.0.1:0"], {
       cwd: dir.path,
@@ -136,15 +136,17 @@ describe("pgbind gateway signals", () => {
       gw.child.kill("SIGTERM");
       const draining = await gw.waitForLog((l) => l.event === "draining");
       assert.equal(draining.signal, "SIGTERM");
-      assert.equal(draining.clients, 2);
+      assert.ok(Number(draining.clients) >= 1, JSON.stringify(draining));
       await assert.rejects(login(port, "app"), { code: "ECONNREFUSED" });
+      // The idle client is closed at once; the one inside a transaction may finish it.
+      await idleEnded;
 
       await busy.query("insert into t values (1)");
       await busy.query("select pg_sleep(0.2)");
       assert.deepEqual((await busy.query("select count(*)::int as c from t")).rows, [{ c: 1 }]);
       await busy.query("commit");
       // Once nothing is running, every client is closed (57P01) and the process exits 0.
-      await Promise.all([busyEnded, idleEnded]);
+      await busyEnded;
       assert.equal(await gw.exited, 0);
       const stopped = gw.logs().find((l) => l.event === "stopped");
       assert.ok(stopped && typeof stopped.ms === "number" && stopped.ms < 10_000, JSON.stringify(stopped));

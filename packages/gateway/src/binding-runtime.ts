@@ -29,7 +29,15 @@ export class BindingRuntime {
   #greeting: Buffer | undefined;
   readonly #verifiers = new Map<string, ScramVerifier>();
 
-  constructor(config: BindingConfig, scramCache: ScramKeyCache = new ScramKeyCache()) {
+  constructor(
+    config: BindingConfig,
+    options: {
+      readonly scramCache?: ScramKeyCache;
+      /** Structured log sink; fields never hold secrets. */
+      readonly log?: (event: string, fields: Record<string, unknown>) => void;
+    } = {},
+  ) {
+    const scramCache = options.scramCache ?? new ScramKeyCache();
     this.#config = config;
     this.pool = new ServerPool<ServerConnection>({
       size: config.poolSize,
@@ -48,6 +56,12 @@ export class BindingRuntime {
           return server;
         } catch (error) {
           this.counters.serverConnectFailures++;
+          options.log?.("origin_connect_failed", {
+            binding: config.id,
+            origin: `${config.origin.host}:${config.origin.port}`,
+            sqlstate: (error as { sqlstate?: string }).sqlstate,
+            error: (error as Error).message,
+          });
           throw error;
         }
       },

@@ -110,6 +110,7 @@ export class ClientSession {
   /** The current server connection may carry session state (a SET) that must not reach the next client. */
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
+  #requestedDatabase = "";
   /** The client's application_name from its startup packet; set on each server connection it uses. */
   #applicationName = "";
   /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
@@ -145,7 +146,13 @@ export class ClientSession {
   }
   /** True while the client is inside a transaction or waiting for results. */
   get busy(): boolean {
-    return this.#server !== undefined || this.#acquiring;
+    // In session mode the server stays attached between transactions: what counts is unanswered work.
+    return (
+      this.#acquiring ||
+      this.#outstanding > 0 ||
+      this.#txStatus !== TransactionStatus.Idle ||
+      (this.#server !== undefined && this.#binding?.config.poolMode !== "session")
+    );
   }
 
   /** Closes the client with a FATAL error (e.g. on shutdown). */
@@ -246,6 +253,7 @@ export class ClientSession {
       return;
     }
     this.#user = user;
+    this.#requestedDatabase = database;
     this.#applicationName = startup.parameters.get("application_name") ?? "";
     if (startup.minorVersion > 0) {
       const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
@@ -295,7 +303,14 @@ export class ClientSession {
           })()
         : scram.handleClientFinal(parseSASLResponse(frame));
     if (!result.ok) {
-      this.#host.log("auth_failed", { user: this.#user, reason: result.reason });
+      this.#host.log("auth_failed", {
+        client: this.remoteAddress,
+        user: this.#user,
+        database: this.#requestedDatabase,
+        binding: this.#binding?.config.id,
+        sqlstate: result.sqlstate,
+        reason: result.reason,
+      });
       this.terminate({ severity: "FATAL", code: result.sqlstate, message: result.message });
       return;
     }

@@ -293,10 +293,20 @@ function str(value: unknown, at: string, problems: string[], pattern?: RegExp): 
     return undefined;
   }
   if (pattern && !pattern.test(value)) {
-    problems.push(`${at}: "${value.slice(0, 80)}" is not valid (at most 63 characters, no NUL)`);
+    problems.push(`${at}: ${quoteSafely(value)} is not valid (at most 63 characters, no NUL)`);
     return undefined;
   }
   return value;
+}
+
+/**
+ * Quotes a rejected value only when it looks like a mistyped word: a password pasted into the wrong
+ * field must not reach a log through a validation message.
+ */
+function quoteSafely(value: string): string {
+  return /^[A-Za-z0-9_.-]{1,32}$/.test(value)
+    ? JSON.stringify(value)
+    : `the value (${value.length} characters, not shown)`;
 }
 
 function int(value: unknown, at: string, min: number, max: number, problems: string[]): number | undefined {
@@ -314,7 +324,9 @@ function oneOf<T extends string>(
   problems: string[],
 ): T | undefined {
   if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    problems.push(`${at}: ${JSON.stringify(value)} is not valid; use one of ${allowed.join(", ")}`);
+    problems.push(
+      `${at}: ${typeof value === "string" ? quoteSafely(value) : JSON.stringify(value)} is not valid; use one of ${allowed.join(", ")}`,
+    );
     return undefined;
   }
   return value as T;

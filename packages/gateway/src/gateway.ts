@@ -107,13 +107,14 @@ export class Gateway {
           // A rotation or revocation: keep the pool and its warm server connections.
           runtime.replaceCredentials(updated);
         } else {
-          this.#bindings.set(database, new BindingRuntime(updated));
+          this.#bindings.set(database, new BindingRuntime(updated, { log: this.#host.log }));
           runtime.close();
         }
       }
     }
     for (const [database, binding] of next) {
-      if (!this.#bindings.has(database)) this.#bindings.set(database, new BindingRuntime(binding));
+      if (!this.#bindings.has(database))
+        this.#bindings.set(database, new BindingRuntime(binding, { log: this.#host.log }));
     }
     this.#host.log("config_applied", { bindings: [...this.#bindings.keys()] });
   }
@@ -201,16 +202,15 @@ export class Gateway {
     this.#stopWatching?.();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     const deadline = Date.now() + graceMs;
-    while (Date.now() < deadline && [...this.#sessions.values()].some((s) => s.busy)) {
-      await new Promise((r) => setTimeout(r, 50));
+    // Idle clients go now (as PgBouncer's SHUTDOWN WAIT_FOR_SERVERS): only running transactions are waited for,
+    // and a client that finishes one is closed at its next idle moment rather than starting another.
+    const shutdown = { severity: "FATAL", code: "57P01", message: "pgbind: the gateway is shutting down" };
+    for (;;) {
+      for (const session of [...this.#sessions.values()]) if (!session.busy) session.terminate(shutdown);
+      if (this.#sessions.size === 0 || Date.now() >= deadline) break;
+      await new Promise((r) => setTimeout(r, 20));
     }
-    for (const session of [...this.#sessions.values()]) {
-      session.terminate({
-        severity: "FATAL",
-        code: "57P01",
-        message: "pgbind: the gateway is shutting down",
-      });
-    }
+    for (const session of [...this.#sessions.values()]) session.terminate(shutdown);
     for (const runtime of this.#bindings.values()) runtime.close();
     await closed;
   }

@@ -10,10 +10,13 @@ const SSL_NO = 0x4e; // N
 /** A failure to reach the origin; `retryable` says whether trying again may help. */
 export class OriginConnectError extends Error {
   readonly retryable: boolean;
-  constructor(message: string, retryable: boolean, options?: { cause?: unknown }) {
+  /** The origin's SQLSTATE when it answered with an ErrorResponse. */
+  readonly sqlstate: string | undefined;
+  constructor(message: string, retryable: boolean, options?: { cause?: unknown; sqlstate?: string }) {
     super(message, options);
     this.name = "OriginConnectError";
     this.retryable = retryable;
+    this.sqlstate = options?.sqlstate;
   }
 }
 

@@ -306,6 +306,7 @@ function originError(origin: OriginConfig, fields: ErrorFields): OriginConnectEr
   return new OriginConnectError(
     `the origin ${origin.host}:${origin.port} refused the connection: ${fields.message} (SQLSTATE ${fields.code})`,
     retryable,
+    { sqlstate: fields.code },
   );
 }
 
