@@ -116,7 +116,7 @@ describe("pgbind gateway", () => {
   it("rejects contradictory flags with exit code 2", async () => {
     const gw = start(["--listen", "nope"]);
     assert.equal(await gw.exited, 2);
-    assert.match(gw.output().stderr, /either --config <file> or --origin <url>/);
+    assert.match(gw.output().stderr, /give one of --config <file>, --store .* or --origin <url>/);
   });
 
   it("rejects an unknown --log-level naming the valid ones, and --no-watch without --config", async () => {

@@ -148,3 +148,22 @@ async function traversable(dir: string): Promise<boolean> {
     if (path.dirname(current) === current) return true;
   }
 }
+
+/**
+ * The URL of the embedded store a control plane keeps in `dataDir`, for a gateway on the same machine
+ * (`pgbind gateway --store local`). Holds a secret: never log it.
+ * @throws ControlError `STORE_UNAVAILABLE` when no control plane has used `dataDir` yet.
+ */
+export async function localStoreUrl(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, "postgres.json");
+  try {
+    await fs.access(file, constants.R_OK);
+  } catch {
+    throw new ControlError(
+      "STORE_UNAVAILABLE",
+      `no embedded store in ${dataDir} (${file} is missing); start the control plane first with pgbind control --data-dir ${dataDir}`,
+    );
+  }
+  const state = await loadOrCreateState(file);
+  return `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${EMBEDDED_DATABASE}`;
+}

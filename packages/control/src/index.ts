@@ -16,5 +16,6 @@ export {
   parseMasterKey,
   SecretBox,
 } from "./secret-box.js";
+export { localStoreUrl } from "./embedded-store.js";
 export { type ControlPlane, type ControlPlaneOptions, type PinoLike, startControlPlane } from "./server.js";
 export type { ConfigCreateBody, ConfigPatchBody, OriginSettings } from "./validation.js";

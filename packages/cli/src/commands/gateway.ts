@@ -25,7 +25,7 @@ import type { CliIo, Command } from "../io.js";
 import { createLogger, type Level, parseLogLevel } from "../log.js";
 
 export const GATEWAY_USAGE =
-  "pgbind gateway [--config gateway.json [--no-watch] | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem> | --tls-self-signed [--tls-dir .pgbind/gateway]] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--log-level info] [--show-password]";
+  "pgbind gateway [--config gateway.json [--no-watch] | --store postgres://…|local [--control-dir .pgbind/control] | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem> | --tls-self-signed [--tls-dir .pgbind/gateway]] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--log-level info] [--show-password]";
 
 /** Where `--tls-self-signed` writes its certificate (relative to the working directory) unless `--tls-dir` says. */
 export const DEFAULT_TLS_DIR = ".pgbind/gateway";
@@ -71,8 +71,15 @@ export const gatewayCommand: Command = async (argv, io) => {
   } catch (error) {
     throw new CliError("USAGE", `${(error as Error).message}\nUsage: ${GATEWAY_USAGE}`);
   }
-  if ((values.config === undefined) === (values.origin === undefined)) {
-    throw new CliError("USAGE", `give either --config <file> or --origin <url>\nUsage: ${GATEWAY_USAGE}`);
+  const modes = [values.config, values.origin, values.store].filter((v) => v !== undefined).length;
+  if (modes !== 1) {
+    throw new CliError(
+      "USAGE",
+      `give one of --config <file>, --store <postgres://…|local> (the control plane's registry) or --origin <url>\nUsage: ${GATEWAY_USAGE}`,
+    );
+  }
+  if (values["control-dir"] !== undefined && values.store === undefined) {
+    throw new CliError("USAGE", "--control-dir goes with --store (it is where the registry's master key is)");
   }
   if (values["no-watch"] && values.config === undefined) {
     throw new CliError("USAGE", "--no-watch goes with --config (there is no file to watch with --origin)");
@@ -96,7 +103,26 @@ export const gatewayCommand: Command = async (argv, io) => {
   const clientTls = await setUpTls(values, host, io, log);
 
   let source: ConfigSource;
-  if (quick === undefined) {
+  let closeSource = async () => {};
+  if (values.store !== undefined) {
+    const registry = await registrySource(values.store, values["control-dir"] ?? DEFAULT_CONTROL_DIR, io);
+    closeSource = () => registry.close();
+    source = {
+      description: registry.description,
+      load: () => registry.load(),
+      watch: (onChange) =>
+        registry.watch((result) => {
+          onChange(result);
+          if ("config" in result) {
+            log("config_reloaded", {
+              reason: "registry change",
+              source: registry.description,
+              bindings: result.config.bindings.length,
+            });
+          }
+        }),
+    };
+  } else if (quick === undefined) {
     const file = new FileConfigSource(
       path.resolve(io.cwd, values.config as string),
       io.env as Record<string, string | undefined>,
@@ -148,7 +174,10 @@ export const gatewayCommand: Command = async (argv, io) => {
   try {
     address = await gateway.start();
   } catch (error) {
+    await closeSource();
     if (error instanceof GatewayConfigError) throw new CliError("USAGE", error.message);
+    if (isControlError(error))
+      throw new CliError("COMMAND_FAILED", `${source.description}: ${error.message}`);
     const code = (error as { code?: string }).code;
     if (code === "EADDRINUSE")
       throw new CliError("COMMAND_FAILED", `${host}:${port} is in use; pass --listen <host:port>`);
@@ -181,6 +210,7 @@ export const gatewayCommand: Command = async (argv, io) => {
       const closing = gateway.close(DRAIN_GRACE_MS);
       log("draining", { signal, graceMs: DRAIN_GRACE_MS, clients: gateway.sessions.size });
       closing
+        .then(() => closeSource())
         .then(() => metrics)
         .then((server) => server?.close())
         .catch((error: Error) => log("shutdown_failed", { error: error.message }))
@@ -236,6 +266,8 @@ function parse(argv: readonly string[]) {
     allowPositionals: false,
     options: {
       config: { type: "string" },
+      store: { type: "string" },
+      "control-dir": { type: "string" },
       origin: { type: "string" },
       user: { type: "string" },
       password: { type: "string" },
@@ -253,6 +285,39 @@ function parse(argv: readonly string[]) {
       metrics: { type: "string" },
     },
   });
+}
+
+/** Where `pgbind control` keeps its state by default; `--store local` finds the store and key there. */
+const DEFAULT_CONTROL_DIR = ".pgbind/control";
+
+/**
+ * The control plane's registry as a config source: `--store local` is the embedded store of the control
+ * plane whose data dir is `controlDir`; the master key comes from PGBIND_MASTER_KEY or `<controlDir>/master.key`.
+ */
+async function registrySource(store: string, controlDir: string, io: CliIo) {
+  const control = await import("@pgbind/control");
+  const dir = path.resolve(io.cwd, controlDir);
+  try {
+    const url = store === "local" ? await control.localStoreUrl(dir) : store;
+    if (!/^postgres(ql)?:\/\//.test(url)) {
+      throw new CliError(
+        "USAGE",
+        '--store: expected a postgres:// URL or "local" (the local control plane\'s store)',
+      );
+    }
+    const masterKey = await control.loadMasterKey({
+      env: io.env as Record<string, string | undefined>,
+      dataDir: dir,
+    });
+    return new control.RegistryConfigSource({ store: url, masterKey });
+  } catch (error) {
+    if (isControlError(error)) throw new CliError("USAGE", `--store: ${error.message}`);
+    throw error;
+  }
+}
+
+function isControlError(error: unknown): error is Error & { code: string; status: number } {
+  return error instanceof Error && error.name.startsWith("ControlError");
 }
 
 /** The admin user's password comes from PGBIND_ADMIN_PASSWORD, never from the command line (ps shows it). */
