@@ -10,6 +10,8 @@ interface CommandEntry {
   readonly load: () => Promise<Command>;
   readonly usage: string;
   readonly summary: string;
+  /** More help for `pgbind <command> --help` (subcommands, flags), loaded on use. */
+  readonly details?: () => Promise<string>;
 }
 
 const COMMANDS: Record<string, CommandEntry> = {
@@ -36,6 +38,26 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary:
       "Run the gateway: a PostgreSQL pooler that authenticates workloads and keeps origin credentials to itself",
   },
+  control: {
+    load: async () => (await import("./commands/control.js")).controlCommand,
+    usage:
+      "pgbind control [--listen 127.0.0.1:8788] [--store postgres://…] [--data-dir .pgbind/control] [--gateway-url postgres://127.0.0.1:6432]",
+    summary: "Run the control plane: the registry of binding configs and credentials, and its HTTP API",
+    details: async () => (await import("./commands/control.js")).CONTROL_HELP,
+  },
+  configs: {
+    load: async () => (await import("./commands/configs.js")).configsCommand,
+    usage: "pgbind configs (create <name> | list | get <id> | update <id> | delete <id>) [flags] [--json]",
+    summary: "Manage binding configs (origin database, TLS, pool) on the control plane",
+    details: async () => (await import("./commands/configs.js")).CONFIGS_HELP,
+  },
+  credentials: {
+    load: async () => (await import("./commands/credentials.js")).credentialsCommand,
+    usage:
+      "pgbind credentials (create | list | rotate [--grace-seconds 3600] | revoke) <config-id> [<credential-id>] [--json]",
+    summary: "Mint, list, rotate and revoke the gateway credentials of a config",
+    details: async () => (await import("./commands/credentials.js")).CREDENTIALS_HELP,
+  },
   check: {
     load: async () => (await import("./commands/check.js")).checkCommand,
     usage: "pgbind check [dir] [--manifest <file>] [--entry <file>] [--json]",
@@ -50,14 +72,16 @@ const COMMANDS: Record<string, CommandEntry> = {
 };
 
 function usage(): string {
-  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.length));
-  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`);
+  // Usage lines are long: each gets its own line, the summary indented below it.
+  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage}\n      ${c.summary}`);
   return `pgbind — Postgres bindings that resolve into working, correctly secured connections
 
 Usage:
 ${lines.join("\n")}
-  ${"pgbind --version".padEnd(width)}  Print the version
-  ${"pgbind help".padEnd(width)}  Show this help
+  pgbind <command> --help
+      Show a command's flags
+  pgbind --version
+      Print the version
 
 Exit codes: 0 success, 1 the operation failed, 2 bad command line, manifest or project.
 `;
@@ -86,7 +110,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return EXIT.usage;
   }
   if (rest[0] === "--help" || rest[0] === "-h") {
-    io.stdout(`Usage: ${entry.usage}\n\n${entry.summary}\n`);
+    const details = entry.details === undefined ? "" : `\n${await entry.details()}\n`;
+    io.stdout(`Usage: ${entry.usage}\n\n${entry.summary}\n${details}`);
     return EXIT.ok;
   }
   try {

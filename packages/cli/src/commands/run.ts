@@ -2,9 +2,11 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { BindingResolver, bindingEnvName, isPgBindError } from "@pgbind/sdk";
 import { runChild } from "../child.js";
+import type { ControlBindingResolver } from "../control/resolve.js";
 import { CliError } from "../errors.js";
 import type { Command } from "../io.js";
 import { loadManifest } from "../manifest.js";
+import { findControlResolver } from "../serve/bindings.js";
 
 export const RUN_USAGE = "pgbind run [--manifest w7s.json] -- <command …>";
 
@@ -31,23 +33,38 @@ export const runCommand: Command = async (argv, io) => {
   }
   const manifest = await loadManifest(path.resolve(io.cwd, values.manifest ?? "w7s.json"));
   const resolver = new BindingResolver({ env: io.env });
+  const env: NodeJS.ProcessEnv = { ...(io.env as NodeJS.ProcessEnv) };
+  const options = { cwd: io.cwd, log: (message: string) => io.stderr(`pgbind run: ${message}\n`) };
+  let control: Promise<ControlBindingResolver | undefined> | undefined;
   for (const { binding, id } of manifest.bindings) {
-    const variable = bindingEnvName(binding);
-    if (io.env[variable] === undefined) {
-      throw new CliError(
-        "BINDING_UNAVAILABLE",
-        `binding ${binding} (id "${id}") is not available: ${variable} is not set. Run under the local platform, e.g. \`pgbind dev -- pgbind run -- <command>\``,
-      );
-    }
     try {
       await resolver.getPostgresConnection(binding);
+      continue;
     } catch (error) {
       if (!isPgBindError(error)) throw error;
-      throw new CliError("BINDING_UNAVAILABLE", `binding ${binding} (id "${id}"): ${error.message}`, {
-        cause: error,
+      if (error.code !== "BINDING_NOT_FOUND")
+        throw new CliError("BINDING_UNAVAILABLE", `binding ${binding} (id "${id}"): ${error.message}`, {
+          cause: error,
+        });
+    }
+    // Not injected: resolve the id through the control plane, if one is configured or discovered.
+    control ??= findControlResolver(io.env, options);
+    const plane = await control;
+    if (plane === undefined)
+      throw new CliError(
+        "BINDING_UNAVAILABLE",
+        `binding ${binding} (id "${id}") is not available: ${bindingEnvName(binding)} is not set. Run under the local platform, e.g. \`pgbind dev -- pgbind run -- <command>\`, or point PGBIND_CONTROL_URL at a control plane (\`pgbind control\`) that knows the id`,
+      );
+    try {
+      const found = await plane.resolve(binding, id);
+      env[found.variable] = found.value;
+    } catch (error) {
+      if (!(error instanceof CliError)) throw error;
+      throw new CliError(error.code, `binding ${binding} (id "${id}"): ${error.message}`, {
+        exitCode: error.exitCode,
       });
     }
   }
   const [file, ...args] = argv.slice(split + 1) as [string, ...string[]];
-  return runChild({ command: file, args, env: { ...(io.env as NodeJS.ProcessEnv) }, cwd: io.cwd });
+  return runChild({ command: file, args, env, cwd: io.cwd });
 };

@@ -3,7 +3,7 @@ import { inspect, parseArgs } from "node:util";
 import { CliError, EXIT } from "../errors.js";
 import type { CliIo, Command } from "../io.js";
 import { loadManifest, type Manifest } from "../manifest.js";
-import { type BindingEnvObject, bindingSecrets, redact, resolveManifestBindings } from "../serve/bindings.js";
+import { type BindingEnvObject, bindingSecrets, redact, resolveBindings } from "../serve/bindings.js";
 import { assertEntryExists } from "../serve/handler.js";
 import { startServer } from "../serve/server.js";
 
@@ -26,10 +26,16 @@ export const serveCommand: Command = async (argv, io) => {
   const entry = path.resolve(io.cwd, options.entry);
   await assertEntryExists(entry, options.entry);
   const manifest = await readManifest(options.manifest, io);
-  const env = manifest === undefined ? {} : await resolveManifestBindings(manifest, io.env);
+  const log = (message: string) => io.stderr(`pgbind serve: ${message}\n`);
+  const { env, injected } =
+    manifest === undefined
+      ? { env: {}, injected: {} }
+      : await resolveBindings(manifest, io.env, { cwd: io.cwd, log });
+  // Bindings resolved through the control plane are injected as PGBIND_<NAME>_BINDING too, so
+  // `getPostgresConnection("DB")` inside the backend (this process) finds them as well.
+  if (io.env === process.env) Object.assign(process.env, injected);
 
   const secrets = bindingSecrets(env);
-  const log = (message: string) => io.stderr(`pgbind serve: ${message}\n`);
   const server = await startServer({
     entry,
     display: options.entry,
@@ -40,6 +46,8 @@ export const serveCommand: Command = async (argv, io) => {
     log,
     secrets,
   });
+  // Listen for SIGINT/SIGTERM before the banner: whoever waits for it may signal at once.
+  const stopSignal = nextStopSignal();
   io.stdout(banner(options.entry, server.url, manifest, env, options.watch));
 
   // Like workerd, a promise the backend forgot to await is logged, not fatal to every other request.
@@ -49,7 +57,7 @@ export const serveCommand: Command = async (argv, io) => {
     );
   process.on("unhandledRejection", onRejection);
   try {
-    const signal = await nextStopSignal();
+    const signal = await stopSignal;
     const force = signal === "SIGINT" ? " (Ctrl-C again to stop at once)" : "";
     io.stderr(`pgbind serve: ${signal}: finishing in-flight requests${force}\n`);
     await server.close();

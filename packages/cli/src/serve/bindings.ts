@@ -7,6 +7,9 @@ import {
   type PgBindError,
   type PostgresConnection,
 } from "@pgbind/sdk";
+import { ControlClient } from "../control/client.js";
+import { type ControlFlags, discoverControl } from "../control/discovery.js";
+import { ControlBindingResolver } from "../control/resolve.js";
 import { CliError, EXIT } from "../errors.js";
 import type { Manifest } from "../manifest.js";
 
@@ -63,42 +66,111 @@ export class BindingEnvObject {
   }
 }
 
+/** How {@link resolveManifestBindings} may reach a control plane for bindings nobody injected. */
+export interface ResolveBindingsOptions {
+  /** Where `.pgbind/control/` (control.json, cached credentials) is looked for. */
+  readonly cwd: string;
+  /** `--control-url`/`--token` if the command takes them; else the environment and control.json decide. */
+  readonly control?: ControlFlags;
+  /** One line per binding resolved through the control plane (never a secret). */
+  readonly log?: (message: string) => void;
+}
+
+/** The resolved bindings, and the variables to inject for those that came from the control plane. */
+export interface ResolvedBindings {
+  readonly env: Record<string, BindingEnvObject>;
+  /** `PGBIND_<NAME>_BINDING` → gateway binding JSON, for each binding resolved through the control plane. */
+  readonly injected: Record<string, string>;
+}
+
 /**
  * Resolves every binding the manifest declares into the object the backend gets as `env[binding]`.
  *
- * Today a binding comes from its injected `PGBIND_<NAME>_BINDING` variable (or a Kubernetes Service
- * Binding), as `pgbind dev` provides; this is the seam where resolving manifest ids through a control
- * plane will go. Reports every unavailable binding at once as `BINDING_UNAVAILABLE` (exit 2 when it is
- * missing or malformed, 1 when it exists but its secret or server could not be reached).
+ * For each binding, in order: its injected `PGBIND_<NAME>_BINDING` variable (or a Kubernetes Service
+ * Binding), as `pgbind dev` provides; otherwise, when a control plane is configured
+ * (`PGBIND_CONTROL_URL`) or discovered (`.pgbind/control/control.json`), the manifest `id` is looked
+ * up there and resolved into a `gateway` binding with a credential minted once and cached. Reports
+ * every unavailable binding at once as `BINDING_UNAVAILABLE` (exit 2 when it is missing, malformed or
+ * unknown to the control plane, 1 when something could not be reached).
  */
 export async function resolveManifestBindings(
   manifest: Manifest,
   env: BindingEnv,
+  options?: ResolveBindingsOptions,
 ): Promise<Record<string, BindingEnvObject>> {
+  return (await resolveBindings(manifest, env, options)).env;
+}
+
+/** {@link resolveManifestBindings}, also returning the variables to inject into a process. */
+export async function resolveBindings(
+  manifest: Manifest,
+  env: BindingEnv,
+  options?: ResolveBindingsOptions,
+): Promise<ResolvedBindings> {
   const resolver = new BindingResolver({ env });
   const resolved: Record<string, BindingEnvObject> = {};
+  const injected: Record<string, string> = {};
   const problems: string[] = [];
+  let missing = false;
   let exitCode: (typeof EXIT)["usage" | "failed"] = EXIT.usage;
+  let control: Promise<ControlBindingResolver | undefined> | undefined;
   for (const { binding, id } of manifest.bindings) {
     try {
       resolved[binding] = new BindingEnvObject(await resolver.getPostgresConnection(binding));
+      continue;
     } catch (error) {
       if (!isPgBindError(error)) throw error;
-      problems.push(`  ${binding} (id "${id}"): ${explain(error, binding)}`);
-      if (error.code !== "BINDING_NOT_FOUND" && error.code !== "INVALID_BINDING_CONFIG")
-        exitCode = EXIT.failed;
+      if (error.code !== "BINDING_NOT_FOUND" || options === undefined) {
+        problems.push(`  ${binding} (id "${id}"): ${explain(error, binding)}`);
+        if (error.code === "BINDING_NOT_FOUND") missing = true;
+        else if (error.code !== "INVALID_BINDING_CONFIG") exitCode = EXIT.failed;
+        continue;
+      }
+    }
+    // Nobody injected it: ask the control plane, if there is one.
+    try {
+      control ??= findControlResolver(env, options);
+      const plane = await control;
+      if (plane === undefined) {
+        problems.push(
+          `  ${binding} (id "${id}"): ${bindingEnvName(binding)} is not set, and no control plane is configured`,
+        );
+        missing = true;
+        continue;
+      }
+      const found = await plane.resolve(binding, id);
+      resolved[binding] = new BindingEnvObject(found.connection);
+      injected[found.variable] = found.value;
+    } catch (error) {
+      if (!(error instanceof CliError)) throw error;
+      problems.push(`  ${binding} (id "${id}"): ${error.message}`);
+      if (error.exitCode === EXIT.failed) exitCode = EXIT.failed;
     }
   }
   if (problems.length > 0) {
     throw new CliError(
       "BINDING_UNAVAILABLE",
-      `${manifest.path} declares ${problems.length === 1 ? "a binding" : "bindings"} that could not be resolved:\n${problems.join("\n")}\n` +
-        "Run the backend under `pgbind dev`, which starts a database for each binding and injects it " +
-        "(e.g. `pgbind dev -- pgbind serve dist/server/index.js`).",
+      `${manifest.path} declares ${problems.length === 1 ? "a binding" : "bindings"} that could not be resolved:\n${problems.join("\n")}` +
+        (missing
+          ? "\nRun the backend under `pgbind dev`, which starts a database for each binding and injects it " +
+            "(e.g. `pgbind dev -- pgbind serve dist/server/index.js`), or point PGBIND_CONTROL_URL at a " +
+            "control plane (`pgbind control`) that knows the ids."
+          : ""),
       { exitCode },
     );
   }
-  return resolved;
+  return { env: resolved, injected };
+}
+
+/** The control plane configured in `env` or discovered under `options.cwd`, or undefined. */
+export async function findControlResolver(
+  env: BindingEnv,
+  options: ResolveBindingsOptions,
+): Promise<ControlBindingResolver | undefined> {
+  const io = { env, cwd: options.cwd, stdout: () => {}, stderr: () => {} };
+  const target = await discoverControl(options.control ?? {}, io);
+  if (target === undefined) return undefined;
+  return new ControlBindingResolver(new ControlClient(target), options.cwd, options.log);
 }
 
 function explain(error: PgBindError, binding: string): string {

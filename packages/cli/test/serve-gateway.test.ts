@@ -1,0 +1,219 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type ControlPlane, startControlPlane } from "@pgbind/control";
+import pg from "pg";
+import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
+import { makeTempDir } from "../../../test-support/tmp.ts";
+import { runCli } from "../src/index.ts";
+
+// The whole path: a manifest id → the control plane → a gateway binding → `pgbind gateway --store`
+// (reading the same registry) → the origin.
+const root = path.resolve(import.meta.dirname, "../../..");
+const PGBIND = path.join(root, "node_modules/.bin/pgbind");
+const BACKEND = path.join(import.meta.dirname, "fixtures/serve-postgres.js");
+const masterKey = randomBytes(32);
+
+const children = new Set<ChildProcess>();
+after(() => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+function spawnPgbind(args: string[], cwd: string, env: Record<string, string> = {}) {
+  const child = spawn(PGBIND, args, { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
+  children.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exit = new Promise<number | null>((resolve) =>
+    child.once("close", (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  const waitFor = (pattern: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const check = () => {
+        const match = pattern.exec(stdout);
+        if (match) resolve(match);
+      };
+      check();
+      child.stdout.on("data", check);
+      void exit.then((code) => reject(new Error(`pgbind ${args[0]} exited ${code}:\n${stdout}${stderr}`)));
+    });
+  const stop = () => {
+    child.kill("SIGTERM");
+    return exit;
+  };
+  return { child, stdout: () => stdout, stderr: () => stderr, exit, waitFor, stop };
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await probe();
+    } catch (error) {
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`);
+      await sleep(100);
+    }
+  }
+}
+
+describe("pgbind serve through the gateway, the binding resolved by config id", () => {
+  let origin: TestPostgres;
+  let project: Awaited<ReturnType<typeof makeTempDir>>;
+  let plane: ControlPlane;
+  let gatewayPort: number;
+  let storeUrl: string;
+
+  before(async () => {
+    [origin, project, gatewayPort] = await Promise.all([
+      startTestPostgres(),
+      makeTempDir("serve-gateway"),
+      freePort(),
+    ]);
+    storeUrl = `postgres://${origin.user}:${encodeURIComponent(origin.password)}@127.0.0.1:${origin.port}/postgres`;
+    plane = await startControlPlane({
+      store: storeUrl,
+      dataDir: path.join(project.path, ".pgbind/control"),
+      listen: "127.0.0.1:0",
+      masterKey,
+      gatewayUrl: `postgres://127.0.0.1:${gatewayPort}?sslmode=disable`,
+      log: () => {},
+    });
+  });
+  after(async () => {
+    await plane?.close();
+    await origin?.stop();
+    await project?.remove();
+  });
+
+  it("a postgres.js backend declared with only the config id reads and writes through the gateway", async () => {
+    const gateway = spawnPgbind(
+      ["gateway", "--store", storeUrl, "--listen", `127.0.0.1:${gatewayPort}`],
+      project.path,
+      { PGBIND_MASTER_KEY: masterKey.toString("base64") },
+    );
+    await gateway.waitFor(/listening on /);
+
+    let stdout = "";
+    let stderr = "";
+    const created = await runCli(
+      [
+        "configs",
+        "create",
+        "notes-db",
+        "--origin-host",
+        "127.0.0.1",
+        "--origin-port",
+        String(origin.port),
+        "--database",
+        "postgres",
+        "--origin-user",
+        origin.user,
+        "--origin-password",
+        origin.password,
+        "--sslmode",
+        "disable",
+        "--pool-size",
+        "2",
+        "--json",
+      ],
+      {
+        stdout: (t) => {
+          stdout += t;
+        },
+        stderr: (t) => {
+          stderr += t;
+        },
+        env: {},
+        cwd: project.path,
+      },
+    );
+    assert.equal(created, 0, stderr);
+    const configId = (JSON.parse(stdout) as { config: { id: string } }).config.id;
+    const manifest = path.join(project.path, "w7s.json");
+    await writeFile(
+      manifest,
+      JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: configId }] } }),
+    );
+
+    const serve = spawnPgbind(["serve", BACKEND, "--manifest", manifest, "--port", "0"], project.path);
+    const url = (await serve.waitFor(/Serving \S+ on (http:\/\/\S+)\n/))[1] as string;
+    assert.match(
+      serve.stdout(),
+      new RegExp(
+        `env\\.DB → postgres://pgb_u_\\w+:\\*{8}@127\\.0\\.0\\.1:${gatewayPort}/${configId}\\?sslmode=disable`,
+      ),
+    );
+
+    // The gateway hears of the freshly minted credential through the registry's change feed.
+    const cached = JSON.parse(
+      await readFile(path.join(project.path, ".pgbind/control/credentials", `${configId}.json`), "utf8"),
+    ) as { user: string; password: string };
+    await eventually("the gateway to accept the new credential", async () => {
+      const client = new pg.Client({
+        host: "127.0.0.1",
+        port: gatewayPort,
+        user: cached.user,
+        password: cached.password,
+        database: configId,
+      });
+      await client.connect();
+      await client.end();
+    });
+
+    for (const body of ["first note", "second note"]) {
+      const res = await fetch(`${url}/notes`, { method: "POST", body });
+      assert.equal(res.status, 201, await res.clone().text());
+    }
+    assert.deepEqual(await (await fetch(`${url}/notes`)).json(), [
+      { id: 1, body: "first note" },
+      { id: 2, body: "second note" },
+    ]);
+    // The rows are in the origin, written by the origin user the workload never saw.
+    const direct = new pg.Client({
+      host: "127.0.0.1",
+      port: origin.port,
+      user: origin.user,
+      password: origin.password,
+      database: "postgres",
+    });
+    await direct.connect();
+    try {
+      assert.deepEqual((await direct.query("select body from notes order by id")).rows, [
+        { body: "first note" },
+        { body: "second note" },
+      ]);
+    } finally {
+      await direct.end();
+    }
+
+    assert.equal(await serve.stop(), 0);
+    assert.equal(await gateway.stop(), 0);
+    for (const out of [serve.stdout(), serve.stderr(), gateway.stdout(), gateway.stderr()]) {
+      assert.ok(!out.includes(cached.password), "the credential password appeared in an output");
+      assert.ok(!out.includes(origin.password), "the origin password appeared in an output");
+    }
+  });
+});
