@@ -53,6 +53,9 @@ export class BindingRuntime {
           });
           this.counters.serverConnects++;
           this.#parameters ??= server.parameters;
+          // A connection the origin dropped frees its pool slot, even one a client session held and
+          // never released: otherwise each loss mid-transaction shrinks the pool for good.
+          server.socket.once("close", () => this.pool.forget(server));
           return server;
         } catch (error) {
           this.counters.serverConnectFailures++;

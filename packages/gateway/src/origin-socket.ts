@@ -157,9 +157,15 @@ function readSslAnswer(socket: net.Socket, timeoutMs: number): Promise<number> {
   });
 }
 
+/** The last retry starts at least this long before the deadline, so it has time to succeed. */
+const LAST_ATTEMPT_MS = 250;
+
 /**
  * Retries `attempt` with capped exponential backoff (full jitter) while it fails retryably and the
  * total budget lasts: an origin that takes 20 s to come up must not fail a client willing to wait.
+ * The budget is used to its end: a backoff that would overrun it is shortened to leave one last
+ * attempt (giving up at the first long backoff instead failed clients up to 2 s, or half a short
+ * budget, early).
  */
 export async function withConnectRetry<T>(
   attempt: (remainingMs: number) => Promise<T>,
@@ -172,8 +178,9 @@ export async function withConnectRetry<T>(
       return await attempt(Math.max(1, remaining));
     } catch (error) {
       const retryable = error instanceof OriginConnectError ? error.retryable : false;
-      const wait = Math.random() * Math.min(2_000, 100 * 2 ** n);
-      if (!retryable || Date.now() + wait >= deadline) throw error;
+      const left = deadline - Date.now();
+      if (!retryable || left < LAST_ATTEMPT_MS) throw error;
+      const wait = Math.min(Math.random() * Math.min(2_000, 100 * 2 ** n), left - LAST_ATTEMPT_MS);
       await new Promise((r) => setTimeout(r, wait));
     }
   }

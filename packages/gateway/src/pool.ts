@@ -154,6 +154,20 @@ export class ServerPool<T extends Poolable> {
     }
   }
 
+  /**
+   * Forgets a connection that closed by itself (the origin or the network dropped it), busy or idle:
+   * it no longer counts against `size`, even if whoever held it never releases it. A later `release`
+   * of it is a no-op.
+   */
+  forget(conn: T): void {
+    if (!this.#busy.delete(conn)) {
+      const index = this.#idle.findIndex((slot) => slot.conn === conn);
+      if (index === -1) return;
+      this.#idle.splice(index, 1);
+    }
+    this.#pulse();
+  }
+
   /** Closes idle connections (config reload changed the origin); busy ones close on release. */
   drainIdle(): void {
     for (const slot of this.#idle.splice(0)) slot.conn.close();

@@ -79,6 +79,11 @@ export class ServerConnection implements Poolable {
     socket.on("error", () => {
       this.#usable = false;
     });
+    // The origin closed its side (restart, failover, a proxy cutting idle connections): 'close' follows
+    // only after our own end is written, and a connection handed out in between fails its client's query.
+    socket.on("end", () => {
+      this.#usable = false;
+    });
     socket.on("close", () => {
       this.#usable = false;
       const listener = this.#listener;
