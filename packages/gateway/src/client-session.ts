@@ -39,7 +39,13 @@ import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
-import { changesSessionState, mayNeedInspection, refusalQuery, sessionFeature } from "./session-features.js";
+import {
+  changesSessionState,
+  dropsPreparedStatements,
+  mayNeedInspection,
+  refusalQuery,
+  sessionFeature,
+} from "./session-features.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -121,6 +127,10 @@ export class ClientSession {
   /** ReadyForQuery messages to hide: those of refusals sent in place of a Parse. */
   #hideReadyCount = 0;
   #discardUntilSync = false;
+  /** Extended-protocol messages were forwarded since the last Sync: their answers are still to come. */
+  #unsynced = false;
+  /** Statements that make the server drop every prepared statement (DEALLOCATE ALL, DISCARD ALL). */
+  readonly #dropsStatements = new WeakSet<Frame>();
 
   constructor(socket: net.Socket, host: SessionHost) {
     this.#socket = socket;
@@ -422,6 +432,17 @@ export class ClientSession {
       this.#close();
       return;
     }
+    if (
+      (code === FrontendMessage.CopyData ||
+        code === FrontendMessage.CopyDone ||
+        code === FrontendMessage.CopyFail) &&
+      this.#server === undefined &&
+      this.#pending.length === 0 &&
+      !this.#acquiring
+    ) {
+      // The rest of a COPY the server already ended (e.g. on bad data): nobody would answer it.
+      return;
+    }
     if (this.#discardUntilSync) {
       // The rest of a refused extended-protocol round: the server would skip it too, after the error.
       if (code !== FrontendMessage.Sync) return;
@@ -431,6 +452,7 @@ export class ClientSession {
       if (code === FrontendMessage.Query) {
         const sql = parseQuery(frame);
         if (changesSessionState(sql)) this.#dirty = true;
+        if (dropsPreparedStatements(sql)) this.#dropsStatements.add(frame);
         const feature = sessionFeature(sql);
         if (feature) {
           // Let the server raise the error, so it lands where the client expects it and fails an open transaction.
@@ -444,6 +466,7 @@ export class ClientSession {
       } else if (code === FrontendMessage.Parse && mayNeedInspection(frame.payload)) {
         const sql = parseParse(frame).query;
         if (changesSessionState(sql)) this.#dirty = true;
+        if (dropsPreparedStatements(sql)) this.#dropsStatements.add(frame);
         const feature = sessionFeature(sql);
         if (feature) {
           // The server raises the refusal from a simple Query in place of the Parse (failing an open
@@ -468,6 +491,16 @@ export class ClientSession {
     ) {
       this.#outstanding++;
     }
+    if (code === FrontendMessage.Sync) this.#unsynced = false;
+    else if (
+      code === FrontendMessage.Parse ||
+      code === FrontendMessage.Bind ||
+      code === FrontendMessage.Describe ||
+      code === FrontendMessage.Execute ||
+      code === FrontendMessage.Close ||
+      code === FrontendMessage.Flush
+    )
+      this.#unsynced = true;
     this.#stageOrQueue(frame);
   }
 
@@ -490,6 +523,8 @@ export class ClientSession {
 
   /** Queues one client message for `server`, renaming prepared statements in transaction mode. */
   #stage(server: ServerConnection, frame: Frame): void {
+    // Other clients' statements on this server are gone too: they are prepared again on next use.
+    if (this.#dropsStatements.has(frame)) server.prepared.clear();
     const translated =
       this.#binding?.config.poolMode === "transaction"
         ? this.#statements.translate(frame, server)
@@ -714,6 +749,7 @@ export class ClientSession {
     if (
       ready > 0 &&
       this.#outstanding === 0 &&
+      !this.#unsynced &&
       walker.endsWithReady &&
       walker.readyStatus === TransactionStatus.Idle &&
       this.#binding?.config.poolMode === "transaction"
@@ -738,13 +774,18 @@ export class ClientSession {
     this.#server = undefined;
     server.detach();
     this.#armIdleTimer();
-    if (!reusable || !this.#dirty) {
+    // Session mode hands the whole session over, so the next client gets a clean one (PgBouncer's
+    // server_reset_query); in transaction mode only a SET outside a transaction needs undoing.
+    const reset =
+      binding.config.poolMode === "session" ? "DISCARD ALL" : this.#dirty ? "RESET ALL" : undefined;
+    if (!reusable || reset === undefined) {
       binding.pool.release(server, reusable);
       return;
     }
     this.#dirty = false;
-    server.runInternal("RESET ALL").then((ok) => {
+    server.runInternal(reset).then((ok) => {
       server.applicationName = server.initialApplicationName;
+      if (reset === "DISCARD ALL") server.prepared.clear();
       binding.pool.release(server, ok);
     });
   }
@@ -757,6 +798,7 @@ export class ClientSession {
     // Mid-transaction, the server's session state is unknown: do not give it to the next client.
     const clean =
       this.#outstanding === 0 &&
+      !this.#unsynced &&
       this.#hiddenReplies === 0 &&
       this.#txStatus === TransactionStatus.Idle &&
       this.#walker.atBoundary;

@@ -233,11 +233,14 @@ export class ServerPool<T extends Poolable> {
       },
       (cause: unknown) => {
         this.#connecting--;
-        // Everyone waiting would hit the same origin failure; fail the oldest waiter, retry for the rest.
-        const waiter = this.#waiters.shift();
-        if (waiter) {
+        // The connect already retried for its whole budget. With no live connection that could come back,
+        // everyone waiting would hit the same failure: fail them all now (PgBouncer's fast-fail), rather
+        // than one per budget. With live ones, fail the oldest and let the others wait for a release.
+        const reason = cause instanceof Error ? cause.message : String(cause);
+        const noneAlive = this.#busy.size + this.#idle.length === 0;
+        const failing = noneAlive ? this.#waiters.splice(0) : this.#waiters.splice(0, 1);
+        for (const waiter of failing) {
           clearTimeout(waiter.timer);
-          const reason = cause instanceof Error ? cause.message : String(cause);
           waiter.reject(
             new PoolError("CONNECT_FAILED", `could not connect to the origin: ${reason}`, { cause }),
           );

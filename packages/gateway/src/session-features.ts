@@ -56,10 +56,13 @@ export function changesSessionState(sql: string): boolean {
   const text = stripLeadingComments(sql);
   if (/^SET\s+(?!LOCAL\b)/i.test(text) || /^RESET\b/i.test(text)) return true;
   if (/;\s*(SET\s+(?!LOCAL\b)|RESET\b)/i.test(text)) return true;
+  if (/(^|;)\s*DISCARD\b/i.test(text)) return true;
   return /\bset_config\s*\(/i.test(text);
 }
 
-const KEYWORDS = ["set", "listen", "prepare", "advisory", "hold"].map((word) => Buffer.from(word));
+const KEYWORDS = ["set", "listen", "prepare", "advisory", "hold", "deallocate", "discard"].map((word) =>
+  Buffer.from(word),
+);
 
 /**
  * A byte-level pre-check on a Parse payload for {@link changesSessionState} and {@link sessionFeature}:
@@ -79,4 +82,9 @@ export function mayNeedInspection(payload: Uint8Array): boolean {
     }
   }
   return false;
+}
+
+/** True for statements after which the server has no prepared statements left: DEALLOCATE ALL, DISCARD ALL. */
+export function dropsPreparedStatements(sql: string): boolean {
+  return /\b(DEALLOCATE\s+(PREPARE\s+)?ALL|DISCARD\s+ALL)\b/i.test(stripLeadingComments(sql));
 }

@@ -718,7 +718,6 @@ for (const mode of MODES) {
 describe("transaction mode only", () => {
   it("postgres.js default prepared mode: 8 clients over a pool of 2, 200 queries each over 40 distinct statements", {
     ...T,
-    todo: "hangs (every run on a loaded machine, now and then on a quiet one): the server is released on a ReadyForQuery while the client's next Parse/Describe/Flush (sent behind the Sync) is still unanswered; see the focused test below",
   }, async () => {
     const clients = Array.from({ length: 8 }, () => pjs("tx"));
     const perClient = await within(
@@ -756,7 +755,6 @@ describe("transaction mode only", () => {
 
   it("postgres.js: a new statement's Parse/Describe/Flush pipelined behind another query's Sync is answered", {
     ...T,
-    todo: "client-session.ts releases the server when ReadyForQuery leaves #outstanding at 0, ignoring client messages forwarded after the last Sync; their answers reach a detached server and are dropped",
   }, async () => {
     const sql = pjs("tx");
     await sql`select ${0}::int as a`;
@@ -833,7 +831,6 @@ describe("transaction mode only", () => {
 
   it("a client's DEALLOCATE ALL / DISCARD ALL does not break other clients' named statements on that server", {
     ...T,
-    todo: "server.prepared still lists the statements a client's DEALLOCATE ALL / DISCARD ALL dropped; the next Bind on that server fails 26000",
   }, async () => {
     const a = await connected("tx1");
     const b = await connected("tx1");
@@ -847,7 +844,6 @@ describe("transaction mode only", () => {
 
   it("CopyData a client still sends after the server failed its COPY does not pin the server connection", {
     ...T,
-    todo: "client-session.ts forwards CopyData/CopyDone arriving after the COPY's ReadyForQuery as a new transaction: they acquire a server and, with no Sync/Query to answer, hold it until the client's next query",
   }, async () => {
     const table = "conf_copy_pin";
     const a = await connected("tx1fast");
@@ -918,7 +914,6 @@ describe("session mode only", () => {
 
   it("the next session on the same server connection inherits none of the previous session's state", {
     ...T,
-    todo: "session mode returns the server connection to the pool without a reset (client-session.ts sets #dirty only in transaction mode): SETs, temp tables, LISTENs and prepared statements leak to the next session",
   }, async () => {
     const a = await connected("sess1");
     await a.query("set statement_timeout = '123s'");

@@ -87,22 +87,46 @@ describe("ServerPool", () => {
     p.close();
   });
 
-  it("fails one waiter per failed connect and keeps serving the others", async () => {
+  it("a failed connect with no live connection fails every waiter at once; the next acquire tries again", async () => {
     let attempts = 0;
     const p = new ServerPool<FakeConn>({
-      size: 1,
-      queryWaitMs: 1_000,
+      size: 2,
+      queryWaitMs: 5_000,
       idleMs: 0,
       lifetimeMs: 0,
       connect: async () => {
-        if (++attempts === 1) throw new Error("connection refused");
+        if (++attempts <= 2) throw new Error("connection refused");
         return new FakeConn();
       },
     });
+    const waiters = [p.acquire(), p.acquire(), p.acquire()];
+    for (const waiter of waiters)
+      await assert.rejects(waiter, /could not connect to the origin: connection refused/);
+    assert.ok((await p.acquire()) instanceof FakeConn, "the origin is back: the next acquire connects");
+    p.close();
+  });
+
+  it("with a live connection, a failed connect fails only the oldest waiter; the others get the live one", async () => {
+    let attempts = 0;
+    const p = new ServerPool<FakeConn>({
+      size: 2,
+      queryWaitMs: 5_000,
+      idleMs: 0,
+      lifetimeMs: 0,
+      connect: async () => {
+        attempts++;
+        if (attempts === 1) return new FakeConn();
+        if (attempts === 2) throw new Error("connection refused");
+        // Later attempts are still retrying (an origin coming back takes a while).
+        return new Promise<FakeConn>(() => {});
+      },
+    });
+    const held = await p.acquire();
     const failed = p.acquire();
     const served = p.acquire();
-    await assert.rejects(failed, /could not connect to the origin: connection refused/);
-    assert.ok((await served) instanceof FakeConn);
+    await assert.rejects(failed, /connection refused/);
+    p.release(held);
+    assert.equal(await served, held);
     p.close();
   });
 

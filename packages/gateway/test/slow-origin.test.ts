@@ -407,7 +407,6 @@ describe("origin unreachable, connectMs short (1.5 s): a clear 08006, never a ha
 
   it("six clients waiting on a pool of two all get 08006 within about connectMs, not in rounds of it", {
     ...T,
-    todo: "pool.ts fails one waiter per failed connect (pinned by pool.test.ts), so waiter k of n waits ceil(k/size) x connectMs; with the defaults (30 s / 30 s) waiters past the pool size get a misleading 53300 instead of the origin's error",
   }, async () => {
     try {
       const { client } = await setup({ connectMs: 1_500 });
