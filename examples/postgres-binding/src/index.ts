@@ -30,6 +30,8 @@ function db(env: Env) {
     )`;
     entry = { sql, ready };
     pools.set(env.DB.connectionString, entry);
+    // A failed first statement (database not reachable yet) must not break every later request.
+    ready.catch(() => pools.delete(env.DB.connectionString));
   }
   return entry;
 }

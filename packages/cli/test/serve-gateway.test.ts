@@ -17,6 +17,7 @@ import { runCli } from "../src/index.ts";
 const root = path.resolve(import.meta.dirname, "../../..");
 const PGBIND = path.join(root, "node_modules/.bin/pgbind");
 const BACKEND = path.join(import.meta.dirname, "fixtures/serve-postgres.js");
+const ROTATING_BACKEND = path.join(import.meta.dirname, "fixtures/serve-rotating.js");
 const masterKey = randomBytes(32);
 
 const children = new Set<ChildProcess>();
@@ -214,6 +215,115 @@ describe("pgbind serve through the gateway, the binding resolved by config id", 
     for (const out of [serve.stdout(), serve.stderr(), gateway.stdout(), gateway.stderr()]) {
       assert.ok(!out.includes(cached.password), "the credential password appeared in an output");
       assert.ok(!out.includes(origin.password), "the origin password appeared in an output");
+    }
+  });
+  it("rotating the credential while requests run: none fails, serve moves over, the old one is refused once revoked", async () => {
+    const gateway = spawnPgbind(
+      ["gateway", "--store", storeUrl, "--listen", `127.0.0.1:${gatewayPort}`],
+      project.path,
+      { PGBIND_MASTER_KEY: masterKey.toString("base64") },
+    );
+    await gateway.waitFor(/listening on /);
+    const { config } = await plane.registry.createConfig({
+      name: "rotation-db",
+      origin: {
+        host: "127.0.0.1",
+        port: origin.port,
+        database: "postgres",
+        user: origin.user,
+        password: origin.password,
+        sslmode: "disable",
+      },
+      poolSize: 4,
+    });
+    const manifest = path.join(project.path, "rotation.w7s.json");
+    await writeFile(
+      manifest,
+      JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: config.id }] } }),
+    );
+    const serve = spawnPgbind(
+      ["serve", ROTATING_BACKEND, "--manifest", manifest, "--port", "0"],
+      project.path,
+      {
+        PGBIND_CREDENTIAL_CHECK_MS: "200",
+      },
+    );
+    const url = (await serve.waitFor(/Serving \S+ on (http:\/\/\S+)\n/))[1] as string;
+    const first = await eventually("a first request through the gateway", async () => {
+      const res = await fetch(url);
+      assert.equal(res.status, 200, `${await res.clone().text()}\n${gateway.stderr().slice(-3000)}`);
+      return (await res.json()) as { user: string };
+    });
+    const old = JSON.parse(
+      await readFile(path.join(project.path, ".pgbind/control/credentials", `${config.id}.json`), "utf8"),
+    ) as { credentialId: string; user: string; password: string };
+    assert.equal(first.user, old.user);
+
+    // Requests run the whole time; every one must succeed.
+    let running = true;
+    const failures: string[] = [];
+    const users = new Set<string>();
+    let done = 0;
+    const load = (async () => {
+      while (running) {
+        const res = await fetch(`${url}/`, { method: "POST", body: `n${done}` }).catch((e: Error) => e);
+        if (res instanceof Error) failures.push(res.message);
+        else if (res.status !== 201) failures.push(`${res.status} ${await res.text()}`);
+        else users.add(((await res.json()) as { user: string }).user);
+        done++;
+      }
+    })();
+    const cli = async (args: string[]) => {
+      let out = "";
+      let err = "";
+      const code = await runCli(args, {
+        stdout: (t) => {
+          out += t;
+        },
+        stderr: (t) => {
+          err += t;
+        },
+        env: {},
+        cwd: project.path,
+      });
+      assert.equal(code, 0, err);
+      return out;
+    };
+    await sleep(300);
+    await cli(["credentials", "rotate", config.id, "--grace-seconds", "600"]);
+    await eventually("serve to move to the new credential", async () => {
+      assert.match(
+        serve.stderr(),
+        /DB: credential pgc_[\w-]+ is no longer active; now using pgc_[\w-]+/,
+        gateway.stderr().slice(-3000),
+      );
+    });
+    await sleep(500);
+    // The old credential still works during its grace period (for anything not yet moved over)…
+    const login = (user: string, password: string) => {
+      const c = new pg.Client({ host: "127.0.0.1", port: gatewayPort, user, password, database: config.id });
+      return c.connect().then(() => c.end());
+    };
+    await login(old.user, old.password);
+    // …and is refused within seconds once revoked, while requests go on.
+    await cli(["credentials", "revoke", config.id, old.credentialId]);
+    await eventually("the gateway to refuse the revoked credential", () =>
+      assert.rejects(login(old.user, old.password), /password authentication failed/),
+    );
+    await sleep(500);
+    running = false;
+    await load;
+    assert.equal(
+      failures.length,
+      0,
+      `${failures.length} of ${done} requests failed:\n${serve.stderr().slice(-2500)}`,
+    );
+    assert.ok(done > 20, `only ${done} requests ran`);
+    assert.equal(users.size, 2, "requests ran with the old credential, then the new one");
+    assert.equal(await serve.stop(), 0);
+    assert.equal(await gateway.stop(), 0);
+    for (const out of [serve.stdout(), serve.stderr(), gateway.stdout(), gateway.stderr()]) {
+      assert.ok(!out.includes(old.password), "a credential password appeared in an output");
     }
   });
 });

@@ -1,9 +1,10 @@
 import path from "node:path";
 import { inspect, parseArgs } from "node:util";
+import { DEFAULT_CHECK_MS, followCredentials } from "../control/follow.js";
 import { CliError, EXIT } from "../errors.js";
 import type { CliIo, Command } from "../io.js";
 import { loadManifest, type Manifest } from "../manifest.js";
-import { type BindingEnvObject, bindingSecrets, redact, resolveBindings } from "../serve/bindings.js";
+import { BindingEnvObject, bindingSecrets, redact, resolveBindings } from "../serve/bindings.js";
 import { assertEntryExists } from "../serve/handler.js";
 import { startServer } from "../serve/server.js";
 
@@ -27,15 +28,37 @@ export const serveCommand: Command = async (argv, io) => {
   await assertEntryExists(entry, options.entry);
   const manifest = await readManifest(options.manifest, io);
   const log = (message: string) => io.stderr(`pgbind serve: ${message}\n`);
-  const { env, injected } =
+  const checkMs = credentialCheckMs(io.env);
+  const { env, injected, fromControl, control } =
     manifest === undefined
-      ? { env: {}, injected: {} }
+      ? { env: {}, injected: {}, fromControl: [], control: undefined }
       : await resolveBindings(manifest, io.env, { cwd: io.cwd, log });
   // Bindings resolved through the control plane are injected as PGBIND_<NAME>_BINDING too, so
   // `getPostgresConnection("DB")` inside the backend (this process) finds them as well.
   if (io.env === process.env) Object.assign(process.env, injected);
 
+  // Mutable on purpose: a credential that replaces a rotated one is added, and redaction sees it at once.
   const secrets = bindingSecrets(env);
+  const stopFollowing =
+    control === undefined || fromControl.length === 0
+      ? () => {}
+      : followCredentials(
+          control,
+          fromControl.map((b) => ({ ...b })),
+          {
+            intervalMs: checkMs,
+            log,
+            onChange: (binding, resolved) => {
+              const next = new BindingEnvObject(resolved.connection);
+              for (const secret of bindingSecrets({ [binding]: next }))
+                if (!secrets.includes(secret)) secrets.push(secret);
+              secrets.sort((a, b) => b.length - a.length);
+              // Requests from now on get the new object (a backend that pools per connection string moves over).
+              env[binding] = next;
+              if (io.env === process.env) process.env[resolved.variable] = resolved.value;
+            },
+          },
+        );
   const server = await startServer({
     entry,
     display: options.entry,
@@ -62,6 +85,7 @@ export const serveCommand: Command = async (argv, io) => {
     io.stderr(`pgbind serve: ${signal}: finishing in-flight requests${force}\n`);
     await server.close();
   } finally {
+    stopFollowing();
     process.off("unhandledRejection", onRejection);
   }
   // The backend may hold database pools or timers that would keep Node running forever; once
@@ -69,6 +93,19 @@ export const serveCommand: Command = async (argv, io) => {
   setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
   return EXIT.ok;
 };
+
+/** PGBIND_CREDENTIAL_CHECK_MS: how often credentials from the control plane are checked for rotation. */
+function credentialCheckMs(env: Readonly<Record<string, unknown>>): number {
+  const raw = env.PGBIND_CREDENTIAL_CHECK_MS;
+  if (typeof raw !== "string" || raw === "") return DEFAULT_CHECK_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 100)
+    throw new CliError(
+      "USAGE",
+      `PGBIND_CREDENTIAL_CHECK_MS: "${raw.slice(0, 20)}" is not valid; expected milliseconds, an integer of at least 100 (default ${DEFAULT_CHECK_MS})`,
+    );
+  return ms;
+}
 
 interface ServeOptions {
   readonly entry: string;

@@ -6,12 +6,36 @@ import {
   type GatewayBinding,
   isPgBindError,
   type PostgresConnection,
+  pgConfig,
   SSL_MODES,
 } from "@pgbind/sdk";
+import pg from "pg";
 import { CliError, EXIT } from "../errors.js";
 import type { ControlClient } from "./client.js";
 import { credentialCacheFile, readCachedCredential, writeCachedCredential } from "./credential-cache.js";
 import type { GatewayInfo } from "./types.js";
+
+/** How long a freshly minted credential may take to reach the gateway before serving starts anyway. */
+const ACCEPT_WAIT_MS = 10_000;
+
+/** True once a login with `connection` succeeds (retried until `timeoutMs`). */
+async function gatewayAccepts(connection: PostgresConnection, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // Not a spread: pgConfig keeps the password non-enumerable (so logging the config never shows it).
+    const client = new pg.Client(Object.assign(pgConfig(connection), { connectionTimeoutMillis: 2_000 }));
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      await client.end();
+      return true;
+    } catch {
+      await client.end().catch(() => {});
+      if (Date.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
 
 /** A binding resolved through the control plane. */
 export interface ControlResolvedBinding {
@@ -19,6 +43,9 @@ export interface ControlResolvedBinding {
   readonly variable: string;
   readonly value: string;
   readonly connection: PostgresConnection;
+  /** The config the binding names and the credential in use, for following rotations. */
+  readonly configId: string;
+  readonly credentialId: string;
 }
 
 /**
@@ -78,11 +105,14 @@ export class ControlBindingResolver {
     const text = JSON.stringify(value);
     const env: BindingEnv = { [variable]: text };
     try {
-      return {
-        variable,
-        value: text,
-        connection: await new BindingResolver({ env }).getPostgresConnection(binding),
-      };
+      const connection = await new BindingResolver({ env }).getPostgresConnection(binding);
+      // Gateways learn of a new credential through the registry's change feed, within moments: wait for
+      // that, so the backend's first query does not race it.
+      if (credential.how !== "reused" && !(await gatewayAccepts(connection, ACCEPT_WAIT_MS)))
+        this.#log(
+          `${binding}: the gateway at ${gateway.host}:${gateway.port} did not accept the new credential within ${ACCEPT_WAIT_MS / 1000} s; is it running on the same registry?`,
+        );
+      return { variable, value: text, connection, configId: config.id, credentialId: credential.id };
     } catch (error) {
       if (!isPgBindError(error)) throw error;
       throw new CliError(
@@ -91,6 +121,12 @@ export class ControlBindingResolver {
         { exitCode: error.code === "DATABASE_UNREACHABLE" ? EXIT.failed : EXIT.usage },
       );
     }
+  }
+
+  /** True while `credentialId` is still listed as active for `configId` (not rotated out, revoked or expired). */
+  async isActive(configId: string, credentialId: string): Promise<boolean> {
+    const { credentials } = await this.#client.listCredentials(configId);
+    return credentials.some((c) => c.id === credentialId && c.status === "active");
   }
 
   #gatewayInfo(): Promise<GatewayInfo> {

@@ -81,6 +81,9 @@ export interface ResolvedBindings {
   readonly env: Record<string, BindingEnvObject>;
   /** `PGBIND_<NAME>_BINDING` → gateway binding JSON, for each binding resolved through the control plane. */
   readonly injected: Record<string, string>;
+  /** The bindings resolved through the control plane, and the resolver, for following credential rotations. */
+  readonly fromControl: readonly { readonly binding: string; readonly id: string; credentialId: string }[];
+  readonly control: ControlBindingResolver | undefined;
 }
 
 /**
@@ -110,6 +113,7 @@ export async function resolveBindings(
   const resolver = new BindingResolver({ env });
   const resolved: Record<string, BindingEnvObject> = {};
   const injected: Record<string, string> = {};
+  const fromControl: { binding: string; id: string; credentialId: string }[] = [];
   const problems: string[] = [];
   let missing = false;
   let exitCode: (typeof EXIT)["usage" | "failed"] = EXIT.usage;
@@ -141,6 +145,7 @@ export async function resolveBindings(
       const found = await plane.resolve(binding, id);
       resolved[binding] = new BindingEnvObject(found.connection);
       injected[found.variable] = found.value;
+      fromControl.push({ binding, id, credentialId: found.credentialId });
     } catch (error) {
       if (!(error instanceof CliError)) throw error;
       problems.push(`  ${binding} (id "${id}"): ${error.message}`);
@@ -159,7 +164,7 @@ export async function resolveBindings(
       { exitCode },
     );
   }
-  return { env: resolved, injected };
+  return { env: resolved, injected, fromControl, control: await control };
 }
 
 /** The control plane configured in `env` or discovered under `options.cwd`, or undefined. */
