@@ -1,5 +1,6 @@
 export { type ApiOptions, type ControlLog, createApi, VERSION } from "./api.js";
 export { parseConnectionString } from "./connection-string.js";
+export { localStoreUrl } from "./embedded-store.js";
 export { ControlError, type ControlErrorCode, type Problem } from "./errors.js";
 export { type GatewayAddress, parseGatewayUrl } from "./gateway-url.js";
 export { MIGRATIONS, type Migration, migrate } from "./migrations.js";
@@ -16,6 +17,5 @@ export {
   parseMasterKey,
   SecretBox,
 } from "./secret-box.js";
-export { localStoreUrl } from "./embedded-store.js";
 export { type ControlPlane, type ControlPlaneOptions, type PinoLike, startControlPlane } from "./server.js";
 export type { ConfigCreateBody, ConfigPatchBody, OriginSettings } from "./validation.js";
