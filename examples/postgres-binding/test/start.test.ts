@@ -1,24 +1,16 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { freePort } from "@pgbind/local-postgres";
 import { makeTempDir } from "../../../test-support/tmp.ts";
 
 const run = promisify(execFile);
 const example = path.resolve(import.meta.dirname, "..");
 const root = path.resolve(example, "../..");
 const PGBIND = path.join(root, "node_modules/.bin/pgbind");
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** `npm start` as a process (scripts/start.mjs), in a temp project so the developer's state is untouched. */
 function start(cwd: string, ports: { app: number; gateway: number; control: number }) {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { access, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -7,60 +6,10 @@ import { after, before, describe, it } from "node:test";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
 import { makeTempDir } from "../../../test-support/tmp.ts";
 import { runCli } from "../src/index.ts";
+import { type PgbindProcess, spawnPgbind } from "./pgbind-process.ts";
 
-const root = path.resolve(import.meta.dirname, "../../..");
-const PGBIND = path.join(root, "node_modules/.bin/pgbind");
 const MASTER_KEY = randomBytes(32).toString("base64");
 const GATEWAY = "postgres://127.0.0.1:6432?sslmode=disable";
-
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-interface Spawned {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exit: Promise<number | null>;
-  /** Resolves with the first match of `pattern` in stdout; rejects if the process exits first. */
-  readonly waitFor: (pattern: RegExp) => Promise<RegExpExecArray>;
-}
-
-function pgbind(args: string[], cwd: string, env: Record<string, string> = {}): Spawned {
-  const child = spawn(PGBIND, args, { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) =>
-    child.once("close", (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  const waitFor = (pattern: RegExp) =>
-    new Promise<RegExpExecArray>((resolve, reject) => {
-      const check = () => {
-        const match = pattern.exec(stdout);
-        if (match) resolve(match);
-      };
-      check();
-      child.stdout.on("data", check);
-      void exit.then((code) => reject(new Error(`pgbind ${args[0]} exited ${code}:\n${stdout}${stderr}`)));
-    });
-  return { child, stdout: () => stdout, stderr: () => stderr, exit, waitFor };
-}
-
-async function stop(spawned: Spawned): Promise<number | null> {
-  spawned.child.kill("SIGTERM");
-  return spawned.exit;
-}
 
 /** In-process `pgbind <args>`, for setting up configs quickly. */
 async function cli(args: string[], cwd: string) {
@@ -103,7 +52,7 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
   let project: Awaited<ReturnType<typeof makeTempDir>>;
   let storeUrl: string;
   let token: string;
-  let control: Spawned;
+  let control: PgbindProcess;
   let controlUrl: string;
   let configId: string;
   const controlDir = () => path.join(project.path, ".pgbind/control");
@@ -147,14 +96,14 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
   });
 
   it("fails clearly without a master key for an external store", async () => {
-    const run = pgbind(["control", "--store", storeUrl, "--listen", "127.0.0.1:0"], project.path);
+    const run = spawnPgbind(["control", "--store", storeUrl, "--listen", "127.0.0.1:0"], project.path);
     assert.equal(await run.exit, 1);
     assert.match(run.stderr(), /MASTER_KEY_MISSING: .*PGBIND_MASTER_KEY/);
     assert.ok(!run.stderr().includes(store.password));
   });
 
   it("starts, prints the URL, the data dir and the token once, and writes control.json", async () => {
-    control = pgbind(
+    control = spawnPgbind(
       ["control", "--store", storeUrl, "--listen", "127.0.0.1:0", "--gateway-url", GATEWAY],
       project.path,
       { PGBIND_MASTER_KEY: MASTER_KEY },
@@ -195,7 +144,7 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
       path.join(project.path, "w7s.json"),
       JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: configId }] } }),
     );
-    const first = pgbind(["serve", "backend.js", "--port", "0"], project.path);
+    const first = spawnPgbind(["serve", "backend.js", "--port", "0"], project.path);
     const url = (await first.waitFor(/Serving \S+ on (http:\/\/\S+)\n/))[1] as string;
     const seen = (await (await fetch(url)).json()) as Record<string, unknown>;
     assert.equal(seen.host, "127.0.0.1");
@@ -215,23 +164,23 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
       first.stderr(),
       /DB: config main \(pgb_\S+\) from http:\/\/127\.0\.0\.1:\d+, gateway 127\.0\.0\.1:6432, credential pgc_\S+ \(minted, cached in \.pgbind\/control\/credentials\/pgb_\S+\.json\)/,
     );
-    assert.equal(await stop(first), 0);
+    assert.equal(await first.stop(), 0);
 
     const cache = path.join(controlDir(), "credentials", `${configId}.json`);
     assert.equal((await stat(cache)).mode & 0o777, 0o600);
     const cached = JSON.parse(await readFile(cache, "utf8"));
     assert.equal(cached.user, seen.user);
 
-    const second = pgbind(["serve", "backend.js", "--port", "0"], project.path);
+    const second = spawnPgbind(["serve", "backend.js", "--port", "0"], project.path);
     const url2 = (await second.waitFor(/Serving \S+ on (http:\/\/\S+)\n/))[1] as string;
     assert.equal(((await (await fetch(url2)).json()) as { user: string }).user, seen.user);
     assert.match(second.stderr(), new RegExp(`credential ${cached.credentialId} \\(reused\\)`));
-    assert.equal(await stop(second), 0);
+    assert.equal(await second.stop(), 0);
 
     // Revoked: the next start mints a new one.
     const revoked = await cli(["credentials", "revoke", configId, cached.credentialId], project.path);
     assert.equal(revoked.code, 0, revoked.stderr);
-    const run = pgbind(
+    const run = spawnPgbind(
       [
         "run",
         "--",
@@ -258,13 +207,13 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
       path.join(project.path, "w7s.json"),
       JSON.stringify({ bindings: { hyperdrive: [{ binding: "ORDERS", id: "pgb_unknown" }] } }),
     );
-    const serve = pgbind(["serve", "backend.js", "--port", "0"], project.path);
+    const serve = spawnPgbind(["serve", "backend.js", "--port", "0"], project.path);
     assert.equal(await serve.exit, 2);
     assert.match(
       serve.stderr(),
       /ORDERS \(id "pgb_unknown"\): the control plane at http:\/\/127\.0\.0\.1:\d+ has no config with id "pgb_unknown"; see `pgbind configs list`/,
     );
-    const run = pgbind(["run", "--", process.execPath, "-e", ""], project.path);
+    const run = spawnPgbind(["run", "--", process.execPath, "-e", ""], project.path);
     assert.equal(await run.exit, 2);
     assert.match(
       run.stderr(),
@@ -273,13 +222,13 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
   });
 
   it("closes on SIGTERM; a restart prints where the token is instead of the token; no gateway URL is a clear serve error", async () => {
-    assert.equal(await stop(control), 0);
+    assert.equal(await control.stop(), 0);
     assert.equal(await exists(path.join(controlDir(), "control.json")), false);
     const logs = control.stderr().trim().split("\n");
     for (const line of logs) assert.doesNotThrow(() => JSON.parse(line), `not a JSON line: ${line}`);
     assert.ok(!control.stderr().includes(token) && !control.stderr().includes(store.password));
 
-    control = pgbind(["control", "--store", storeUrl, "--listen", "127.0.0.1:0"], project.path, {
+    control = spawnPgbind(["control", "--store", storeUrl, "--listen", "127.0.0.1:0"], project.path, {
       PGBIND_MASTER_KEY: MASTER_KEY,
     });
     const out = (await control.waitFor(/Try: pgbind configs list\n/)).input;
@@ -291,14 +240,14 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
       path.join(project.path, "w7s.json"),
       JSON.stringify({ bindings: { hyperdrive: [{ binding: "DB", id: configId }] } }),
     );
-    const serve = pgbind(["serve", "backend.js", "--port", "0"], project.path);
+    const serve = spawnPgbind(["serve", "backend.js", "--port", "0"], project.path);
     assert.equal(await serve.exit, 2);
     assert.match(
       serve.stderr(),
       /DB \(id "pgb_\S+"\): the control plane at http:\/\/127\.0\.0\.1:\d+ does not know where the gateway is; restart it with `pgbind control --gateway-url postgres:\/\/<gateway-host>:6432`/,
     );
     // An injected binding still wins over the control plane.
-    const injected = pgbind(["serve", "backend.js", "--port", "0"], project.path, {
+    const injected = spawnPgbind(["serve", "backend.js", "--port", "0"], project.path, {
       PGBIND_DB_BINDING: JSON.stringify({
         service: "local",
         host: "127.0.0.1",
@@ -309,7 +258,7 @@ describe("pgbind control, and serve/run resolving manifest ids through it", () =
       }),
     });
     await injected.waitFor(/env\.DB → postgres:\/\/postgres:\*{8}@127\.0\.0\.1:5432\/app/);
-    assert.equal(await stop(injected), 0);
-    assert.equal(await stop(control), 0);
+    assert.equal(await injected.stop(), 0);
+    assert.equal(await control.stop(), 0);
   });
 });

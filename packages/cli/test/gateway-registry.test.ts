@@ -5,6 +5,7 @@ import { type ControlPlane, startControlPlane } from "@pgbind/control";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
 import { makeTempDir } from "../../../test-support/tmp.ts";
 import { canLogIn, type RunningGateway, startGateway } from "./gateway-support.ts";
+import { eventually } from "./pgbind-process.ts";
 
 // Two gateway processes on one registry, fed live by the control plane's change feed.
 let pg: TestPostgres;
@@ -13,19 +14,6 @@ let control: ControlPlane;
 let storeUrl: string;
 const masterKey = randomBytes(32);
 const gateways: RunningGateway[] = [];
-
-async function eventually(check: () => Promise<void>, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 150));
-    }
-  }
-}
 
 function originBody(name: string) {
   return {
@@ -79,7 +67,7 @@ describe("pgbind gateway --store (the control plane's registry)", () => {
     const { config: second } = await control.registry.createConfig(originBody("second"));
     const secondCredential = await control.registry.mintCredential(second.id);
     for (const port of ports) {
-      await eventually(() =>
+      await eventually("the gateway to follow the registry", () =>
         login(port, secondCredential.credential.user, secondCredential.password, second.id),
       );
     }
@@ -87,12 +75,14 @@ describe("pgbind gateway --store (the control plane's registry)", () => {
     // Rotation: the new credential works at once, the old one until its grace period ends.
     const rotated = await control.registry.rotateCredentials(first.id, 2);
     for (const port of ports) {
-      await eventually(() => login(port, rotated.credential.user, rotated.password, first.id));
+      await eventually("the gateway to follow the registry", () =>
+        login(port, rotated.credential.user, rotated.password, first.id),
+      );
       await login(port, minted.credential.user, minted.password, first.id);
     }
     await new Promise((resolve) => setTimeout(resolve, 2_200));
     for (const port of ports) {
-      await eventually(() =>
+      await eventually("the gateway to follow the registry", () =>
         assert.rejects(
           login(port, minted.credential.user, minted.password, first.id),
           /password authentication failed/,
@@ -103,7 +93,7 @@ describe("pgbind gateway --store (the control plane's registry)", () => {
     // Revocation is refused within seconds on both.
     await control.registry.revokeCredential(second.id, secondCredential.credential.id);
     for (const port of ports) {
-      await eventually(() =>
+      await eventually("the gateway to follow the registry", () =>
         assert.rejects(
           login(port, secondCredential.credential.user, secondCredential.password, second.id),
           /password authentication failed/,

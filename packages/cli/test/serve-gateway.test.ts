@@ -1,84 +1,22 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ControlPlane, startControlPlane } from "@pgbind/control";
+import { freePort } from "@pgbind/local-postgres";
 import pg from "pg";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
 import { makeTempDir } from "../../../test-support/tmp.ts";
 import { runCli } from "../src/index.ts";
+import { eventually, spawnPgbind } from "./pgbind-process.ts";
 
 // The whole path: a manifest id → the control plane → a gateway binding → `pgbind gateway --store`
 // (reading the same registry) → the origin.
-const root = path.resolve(import.meta.dirname, "../../..");
-const PGBIND = path.join(root, "node_modules/.bin/pgbind");
 const BACKEND = path.join(import.meta.dirname, "fixtures/serve-postgres.js");
 const ROTATING_BACKEND = path.join(import.meta.dirname, "fixtures/serve-rotating.js");
 const masterKey = randomBytes(32);
-
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-function spawnPgbind(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const child = spawn(PGBIND, args, { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
-  children.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) =>
-    child.once("close", (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  const waitFor = (pattern: RegExp) =>
-    new Promise<RegExpExecArray>((resolve, reject) => {
-      const check = () => {
-        const match = pattern.exec(stdout);
-        if (match) resolve(match);
-      };
-      check();
-      child.stdout.on("data", check);
-      void exit.then((code) => reject(new Error(`pgbind ${args[0]} exited ${code}:\n${stdout}${stderr}`)));
-    });
-  const stop = () => {
-    child.kill("SIGTERM");
-    return exit;
-  };
-  return { child, stdout: () => stdout, stderr: () => stderr, exit, waitFor, stop };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await probe();
-    } catch (error) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}: ${(error as Error).message}`);
-      await sleep(100);
-    }
-  }
-}
 
 describe("pgbind serve through the gateway, the binding resolved by config id", () => {
   let origin: TestPostgres;

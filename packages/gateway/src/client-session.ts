@@ -39,13 +39,7 @@ import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
-import {
-  changesSessionState,
-  dropsPreparedStatements,
-  mayNeedInspection,
-  refusalQuery,
-  sessionFeature,
-} from "./session-features.js";
+import { inspectStatement, mayNeedInspection, refusalQuery } from "./session-features.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -449,38 +443,29 @@ export class ClientSession {
       this.#discardUntilSync = false;
     }
     if (binding.config.poolMode === "transaction") {
-      if (code === FrontendMessage.Query) {
-        const sql = parseQuery(frame);
-        if (changesSessionState(sql)) this.#dirty = true;
-        if (dropsPreparedStatements(sql)) this.#dropsStatements.add(frame);
-        const feature = sessionFeature(sql);
-        if (feature) {
-          // Let the server raise the error, so it lands where the client expects it and fails an open transaction.
-          const refusal = refusalQuery(feature);
-          frame = {
+      const isQuery = code === FrontendMessage.Query;
+      if (isQuery || (code === FrontendMessage.Parse && mayNeedInspection(frame.payload))) {
+        const facts = inspectStatement(isQuery ? parseQuery(frame) : parseParse(frame).query);
+        if (facts.changesState) this.#dirty = true;
+        if (facts.dropsStatements) this.#dropsStatements.add(frame);
+        if (facts.feature) {
+          // The server itself raises the refusal, so it lands where the client expects it and fails an open
+          // transaction. A Query is replaced by it; a Parse by it as a simple Query whose ReadyForQuery is
+          // hidden, the round skipped up to its Sync (whose ReadyForQuery the client gets as usual).
+          const refusal = refusalQuery(facts.feature);
+          const refusalFrame = {
             code: refusal[0] as number,
             length: refusal.readInt32BE(1),
             payload: refusal.subarray(5),
           };
-        }
-      } else if (code === FrontendMessage.Parse && mayNeedInspection(frame.payload)) {
-        const sql = parseParse(frame).query;
-        if (changesSessionState(sql)) this.#dirty = true;
-        if (dropsPreparedStatements(sql)) this.#dropsStatements.add(frame);
-        const feature = sessionFeature(sql);
-        if (feature) {
-          // The server raises the refusal from a simple Query in place of the Parse (failing an open
-          // transaction as it should); its ReadyForQuery is hidden and the round is skipped up to its Sync,
-          // whose ReadyForQuery the client gets as usual.
-          const refusal = refusalQuery(feature);
-          this.#hideReadyCount++;
-          this.#discardUntilSync = true;
-          this.#stageOrQueue({
-            code: refusal[0] as number,
-            length: refusal.readInt32BE(1),
-            payload: refusal.subarray(5),
-          });
-          return;
+          if (isQuery) {
+            frame = refusalFrame;
+          } else {
+            this.#hideReadyCount++;
+            this.#discardUntilSync = true;
+            this.#stageOrQueue(refusalFrame);
+            return;
+          }
         }
       }
     }

@@ -12,9 +12,30 @@ const SESSION_FEATURES: readonly [RegExp, string][] = [
   [/^\s*DECLARE\b[^;]*\bWITH\s+HOLD\b/i, "cursors WITH HOLD"],
 ];
 
-/** Names the session-level feature a simple query uses, if any. */
-export function sessionFeature(sql: string): string | undefined {
+/** What the gateway must know about a client statement (leading comments stripped once). */
+export interface StatementFacts {
+  /**
+   * It may change session state that would outlive the transaction: a SET that is not SET LOCAL, RESET,
+   * set_config(…, false), or DISCARD. Such a server connection is reset (RESET ALL) before it goes back to
+   * the pool, so the next client never inherits it.
+   */
+  readonly changesState: boolean;
+  /** The server has no prepared statements left after it: DEALLOCATE ALL, DISCARD ALL. */
+  readonly dropsStatements: boolean;
+  /** The session-level feature it uses, which transaction pooling refuses. */
+  readonly feature: string | undefined;
+}
+
+export function inspectStatement(sql: string): StatementFacts {
   const text = stripLeadingComments(sql);
+  return {
+    changesState: changesStateIn(text),
+    dropsStatements: dropsStatementsIn(text),
+    feature: featureIn(text),
+  };
+}
+
+function featureIn(text: string): string | undefined {
   for (const [pattern, name] of SESSION_FEATURES) if (pattern.test(text)) return name;
   return undefined;
 }
@@ -47,13 +68,7 @@ export function refusalQuery(feature: string): Buffer {
   );
 }
 
-/**
- * True when a statement may change session state that would outlive the transaction: a SET that is not
- * SET LOCAL, RESET, set_config(…, false), or a session-level DISCARD. Such a server connection is reset
- * (RESET ALL) before it goes back to the pool, so the next client never inherits it.
- */
-export function changesSessionState(sql: string): boolean {
-  const text = stripLeadingComments(sql);
+function changesStateIn(text: string): boolean {
   if (/^SET\s+(?!LOCAL\b)/i.test(text) || /^RESET\b/i.test(text)) return true;
   if (/;\s*(SET\s+(?!LOCAL\b)|RESET\b)/i.test(text)) return true;
   if (/(^|;)\s*DISCARD\b/i.test(text)) return true;
@@ -65,8 +80,8 @@ const KEYWORDS = ["set", "listen", "prepare", "advisory", "hold", "deallocate", 
 );
 
 /**
- * A byte-level pre-check on a Parse payload for {@link changesSessionState} and {@link sessionFeature}:
- * false when none of their keywords (set, listen, prepare, advisory, hold) occurs in any letter case, so
+ * A byte-level pre-check on a Parse payload for {@link inspectStatement}:
+ * false when none of its keywords (set, listen, prepare, advisory, hold, deallocate, discard) occurs in any letter case, so
  * the common statement is never decoded.
  */
 export function mayNeedInspection(payload: Uint8Array): boolean {
@@ -84,7 +99,6 @@ export function mayNeedInspection(payload: Uint8Array): boolean {
   return false;
 }
 
-/** True for statements after which the server has no prepared statements left: DEALLOCATE ALL, DISCARD ALL. */
-export function dropsPreparedStatements(sql: string): boolean {
-  return /\b(DEALLOCATE\s+(PREPARE\s+)?ALL|DISCARD\s+ALL)\b/i.test(stripLeadingComments(sql));
+function dropsStatementsIn(text: string): boolean {
+  return /\b(DEALLOCATE\s+(PREPARE\s+)?ALL|DISCARD\s+ALL)\b/i.test(text);
 }

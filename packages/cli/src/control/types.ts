@@ -1,42 +1,16 @@
 /** The objects of the control plane HTTP API v1 (docs/control-api.md), as the CLI reads them. */
+import type { Config, Credential } from "@pgbind/control";
+
+// Values the CLI validates flags with. @pgbind/gateway has the same lists, but importing a value from it
+// would load the whole gateway (and prom-client) into every `pgbind configs` run.
 
 export const ORIGIN_SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
 export type OriginSslMode = (typeof ORIGIN_SSL_MODES)[number];
 export const POOL_MODES = ["transaction", "session"] as const;
 export type PoolMode = (typeof POOL_MODES)[number];
 
-export interface ConfigOrigin {
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly sslmode: OriginSslMode;
-  readonly sslrootcert?: string;
-}
-
-export interface Config {
-  readonly id: string;
-  readonly name: string;
-  readonly origin: ConfigOrigin;
-  readonly poolMode: PoolMode;
-  readonly poolSize: number;
-  readonly timeouts: Readonly<Record<string, number>>;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
-
-export type CredentialStatus = "active" | "expiring" | "revoked" | "expired";
-
-export interface Credential {
-  readonly id: string;
-  readonly configId: string;
-  /** The user name clients present to the gateway. */
-  readonly user: string;
-  readonly status: CredentialStatus;
-  readonly createdAt: string;
-  readonly expiresAt: string | null;
-  readonly revokedAt: string | null;
-}
+// The objects the control plane itself defines: one definition, types only (nothing loaded at run time).
+export type { Config, Credential, CredentialStatus } from "@pgbind/control";
 
 export interface Warning {
   readonly code: string;
