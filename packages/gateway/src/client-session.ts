@@ -619,7 +619,7 @@ export class ClientSession {
       return;
     }
     this.#acquiring = true;
-    binding.pool.acquire().then(
+    binding.pool.acquireWith(
       (server) => {
         this.#acquiring = false;
         if (this.#state === "closed") {

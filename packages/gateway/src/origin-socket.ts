@@ -31,10 +31,37 @@ const TRANSIENT = new Set([
   "EPIPE",
 ]);
 
-/** Opens a TCP connection with a timeout; keepalive on, Nagle off (small protocol messages). */
+/**
+ * Where origin sockets read into. Node calls the `onread` callback synchronously and the callback copies
+ * the bytes out before returning, so one buffer serves every origin socket: it holds no state between
+ * reads.
+ */
+const READ_SCRATCH = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Opens a TCP connection with a timeout; keepalive on, Nagle off (small protocol messages).
+ *
+ * Reads go through `onread` into {@link READ_SCRATCH} and are re-emitted as `'data'` with an exact-size
+ * copy. That skips the Readable machinery (a 64 KiB allocation, push, and a tick per read), which was a
+ * measurable part of the gateway's CPU per transaction, while `'data'`, `'end'`, `pause()` and
+ * `resume()` keep their meaning. A TLS socket layered on top reads the handle itself and is unaffected.
+ */
 export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, noDelay: true, keepAlive: true });
+    const socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      onread: {
+        buffer: READ_SCRATCH,
+        callback: (length: number, buffer: Uint8Array): boolean => {
+          socket.emit("data", Buffer.from(buffer.subarray(0, length)));
+          // Keep reading; backpressure pauses through socket.pause(), which stops the handle.
+          return true;
+        },
+      },
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new OriginConnectError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`, true));

@@ -32,10 +32,12 @@ export class PoolError extends Error {
 }
 
 interface Waiter<T> {
-  readonly resolve: (conn: T) => void;
-  readonly reject: (error: Error) => void;
+  readonly onReady: (conn: T) => void;
+  readonly onError: (error: Error) => void;
+  /** When it started waiting, on the pool's clock (for `maxWaitMs`). */
   readonly since: number;
-  timer: NodeJS.Timeout | undefined;
+  /** When it gives up, on the monotonic clock; waiters are FIFO with one wait, so deadlines only grow. */
+  readonly deadline: number;
 }
 
 interface Slot<T> {
@@ -70,6 +72,8 @@ export class ServerPool<T extends Poolable> {
   #paused = false;
   #closed = false;
   #reaper: NodeJS.Timeout | undefined;
+  /** One timer for the whole queue, armed for the oldest waiter's deadline (not one per waiter). */
+  #waitTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PoolOptions<T>) {
     this.#options = options;
@@ -86,24 +90,29 @@ export class ServerPool<T extends Poolable> {
 
   /** Waits for a server connection; the caller must `release` it. */
   acquire(): Promise<T> {
-    if (this.#closed) return Promise.reject(new PoolError("POOL_CLOSED", "the pool is closed"));
-    return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<T> = { resolve, reject, since: this.#now(), timer: undefined };
-      const waitMs = this.#options.queryWaitMs;
-      if (waitMs > 0) {
-        waiter.timer = setTimeout(() => {
-          this.#removeWaiter(waiter);
-          reject(
-            new PoolError(
-              "POOL_TIMEOUT",
-              `no server connection became free within ${waitMs / 1000} s (pool size ${this.#options.size})`,
-            ),
-          );
-        }, waitMs);
-      }
-      this.#waiters.push(waiter);
-      this.#pulse();
+    return new Promise<T>((resolve, reject) => this.acquireWith(resolve, reject));
+  }
+
+  /**
+   * {@link acquire} with callbacks, for the hot path: a queued client gets its connection in the same
+   * turn as the release that frees it, without a promise and a microtask per transaction. Exactly one of
+   * the callbacks is called, never synchronously from this call (except `onReady` when a connection is
+   * free right away).
+   */
+  acquireWith(onReady: (conn: T) => void, onError: (error: Error) => void): void {
+    if (this.#closed) {
+      process.nextTick(onError, new PoolError("POOL_CLOSED", "the pool is closed"));
+      return;
+    }
+    const waitMs = this.#options.queryWaitMs;
+    this.#waiters.push({
+      onReady,
+      onError,
+      since: this.#now(),
+      deadline: waitMs > 0 ? performance.now() + waitMs : Number.POSITIVE_INFINITY,
     });
+    if (waitMs > 0 && this.#waitTimer === undefined) this.#armWaitTimer();
+    this.#pulse();
   }
 
   /**
@@ -147,10 +156,11 @@ export class ServerPool<T extends Poolable> {
   close(): void {
     this.#closed = true;
     if (this.#reaper) clearInterval(this.#reaper);
+    clearTimeout(this.#waitTimer);
+    this.#waitTimer = undefined;
     for (const slot of this.#idle.splice(0)) slot.conn.close();
     for (const waiter of this.#waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(new PoolError("POOL_CLOSED", "the pool is closing"));
+      waiter.onError(new PoolError("POOL_CLOSED", "the pool is closing"));
     }
   }
 
@@ -201,9 +211,9 @@ export class ServerPool<T extends Poolable> {
       const slot = this.#takeIdle();
       if (!slot) break;
       const waiter = this.#waiters.shift() as Waiter<T>;
-      clearTimeout(waiter.timer);
       this.#busy.set(slot.conn, slot);
-      waiter.resolve(slot.conn);
+      // State is settled before the callback, which may release or acquire again (re-entering here).
+      waiter.onReady(slot.conn);
     }
     const total = this.#busy.size + this.#idle.length + this.#connecting;
     const missing = Math.min(this.#waiters.length - this.#connecting, this.#options.size - total);
@@ -240,8 +250,7 @@ export class ServerPool<T extends Poolable> {
         const noneAlive = this.#busy.size + this.#idle.length === 0;
         const failing = noneAlive ? this.#waiters.splice(0) : this.#waiters.splice(0, 1);
         for (const waiter of failing) {
-          clearTimeout(waiter.timer);
-          waiter.reject(
+          waiter.onError(
             new PoolError("CONNECT_FAILED", `could not connect to the origin: ${reason}`, { cause }),
           );
         }
@@ -264,8 +273,29 @@ export class ServerPool<T extends Poolable> {
     }
   }
 
-  #removeWaiter(waiter: Waiter<T>): void {
-    const index = this.#waiters.indexOf(waiter);
-    if (index !== -1) this.#waiters.splice(index, 1);
+  #armWaitTimer(): void {
+    const oldest = this.#waiters[0];
+    if (!oldest || this.#closed) return;
+    this.#waitTimer = setTimeout(
+      () => this.#expireWaiters(),
+      Math.max(1, Math.ceil(oldest.deadline - performance.now())),
+    );
+  }
+
+  /** Fails the waiters whose deadline passed (the oldest ones), then re-arms for the next. */
+  #expireWaiters(): void {
+    this.#waitTimer = undefined;
+    const now = performance.now();
+    const waitMs = this.#options.queryWaitMs;
+    while (this.#waiters.length > 0 && (this.#waiters[0] as Waiter<T>).deadline <= now) {
+      const waiter = this.#waiters.shift() as Waiter<T>;
+      waiter.onError(
+        new PoolError(
+          "POOL_TIMEOUT",
+          `no server connection became free within ${waitMs / 1000} s (pool size ${this.#options.size})`,
+        ),
+      );
+    }
+    this.#armWaitTimer();
   }
 }
