@@ -125,6 +125,8 @@ export class ClientSession {
   #unsynced = false;
   /** Statements that make the server drop every prepared statement (DEALLOCATE ALL, DISCARD ALL). */
   readonly #dropsStatements = new WeakSet<Frame>();
+  /** Frames in #dropsStatements not yet staged: skips the WeakSet lookup for every other message. */
+  #dropsPending = 0;
 
   constructor(socket: net.Socket, host: SessionHost) {
     this.#socket = socket;
@@ -423,7 +425,8 @@ export class ClientSession {
     const binding = this.#binding as BindingRuntime;
     const code = frame.code;
     if (code === FrontendMessage.Terminate) {
-      this.#close();
+      // The client said goodbye and reads nothing more: close at once, no shutdown() and wait for the FIN.
+      this.#close(false);
       return;
     }
     if (
@@ -447,7 +450,10 @@ export class ClientSession {
       if (isQuery || (code === FrontendMessage.Parse && mayNeedInspection(frame.payload))) {
         const facts = inspectStatement(isQuery ? parseQuery(frame) : parseParse(frame).query);
         if (facts.changesState) this.#dirty = true;
-        if (facts.dropsStatements) this.#dropsStatements.add(frame);
+        if (facts.dropsStatements) {
+          this.#dropsStatements.add(frame);
+          this.#dropsPending++;
+        }
         if (facts.feature) {
           // The server itself raises the refusal, so it lands where the client expects it and fails an open
           // transaction. A Query is replaced by it; a Parse by it as a simple Query whose ReadyForQuery is
@@ -509,7 +515,10 @@ export class ClientSession {
   /** Queues one client message for `server`, renaming prepared statements in transaction mode. */
   #stage(server: ServerConnection, frame: Frame): void {
     // Other clients' statements on this server are gone too: they are prepared again on next use.
-    if (this.#dropsStatements.has(frame)) server.prepared.clear();
+    if (this.#dropsPending > 0 && this.#dropsStatements.has(frame)) {
+      this.#dropsPending--;
+      server.prepared.clear();
+    }
     const translated =
       this.#binding?.config.poolMode === "transaction"
         ? this.#statements.translate(frame, server)
@@ -539,8 +548,11 @@ export class ClientSession {
     if (!server || out.length === 0) return;
     let ok = true;
     const only = out.length === 1 ? out[0] : undefined;
+    const whole = out.length > 1 ? contiguousFrames(out, total) : undefined;
     if (only !== undefined && !("payload" in only)) {
       ok = server.write(only);
+    } else if (whole !== undefined) {
+      ok = server.write(whole);
     } else if (total <= COALESCE_BYTES) {
       const message = Buffer.allocUnsafe(total);
       let at = 0;
@@ -775,7 +787,8 @@ export class ClientSession {
     });
   }
 
-  #close(): void {
+  /** Closes the client; `flush` lets what is still queued for it (e.g. a FATAL ErrorResponse) go out first. */
+  #close(flush = true): void {
     if (this.#state === "closed") return;
     clearTimeout(this.#idleTimer);
     const wasReady = this.#state === "ready";
@@ -791,6 +804,10 @@ export class ClientSession {
     if (wasReady) {
       this.#host.unregister(this);
       this.#binding?.sessionClosed(this);
+    }
+    if (!flush) {
+      this.#socket.destroy();
+      return;
     }
     this.#socket.end();
     this.#socket.destroySoon?.();
@@ -816,4 +833,33 @@ function originUnavailable(error: Error): ErrorFields {
 /** Constant-time comparison of cancel keys. */
 export function sameKey(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The bytes of `out` as one view of the received chunk, when its items are unchanged frames lying back
+ * to back in it (a typical extended-protocol round: Parse/Bind/Describe/Execute/Sync forwarded as read):
+ * written as they came, without copying them into a new buffer. Each header is checked in place, since a
+ * frame assembled across chunks has its payload in memory of its own, with unrelated bytes before it.
+ */
+function contiguousFrames(out: readonly (Buffer | Frame)[], total: number): Buffer | undefined {
+  const first = out[0] as Buffer | Frame;
+  if (!("payload" in first)) return undefined;
+  const memory = first.payload.buffer;
+  const start = first.payload.byteOffset - 5;
+  if (start < 0 || start + total > memory.byteLength) return undefined;
+  const whole = Buffer.from(memory, start, total);
+  let at = 0;
+  for (const item of out) {
+    if (
+      !("payload" in item) ||
+      item.payload.buffer !== memory ||
+      item.payload.byteOffset !== start + at + 5 ||
+      whole[at] !== item.code ||
+      whole.readInt32BE(at + 1) !== item.length
+    ) {
+      return undefined;
+    }
+    at += 5 + item.payload.length;
+  }
+  return at === total ? whole : undefined;
 }
