@@ -9,6 +9,7 @@ import type { ClientSession } from "./client-session.js";
 import type { BindingConfig } from "./config.js";
 import { ServerPool } from "./pool.js";
 import { ServerConnection } from "./server-connection.js";
+import { type TrackedParameter, trackedValues } from "./tracked-parameters.js";
 
 /** Counters for SHOW STATS and metrics. */
 export interface BindingCounters {
@@ -27,6 +28,7 @@ export class BindingRuntime {
   readonly counters: BindingCounters = { transactions: 0, serverConnects: 0, serverConnectFailures: 0 };
   #parameters: ReadonlyMap<string, string> | undefined;
   #greeting: Buffer | undefined;
+  #trackedDefaults: ReadonlyMap<TrackedParameter, string> | undefined;
   readonly #verifiers = new Map<string, ScramVerifier>();
 
   constructor(
@@ -89,11 +91,18 @@ export class BindingRuntime {
   get greeting(): Buffer | undefined {
     if (this.#greeting || !this.#parameters) return this.#greeting;
     const out: Buffer[] = [AUTHENTICATION_OK];
-    // application_name is the client's own, sent per client.
+    // application_name is the client's own, sent per client (with any tracked parameter from its startup
+    // packet, which then overrides the origin's value given here).
     for (const [name, value] of this.#parameters)
       if (name !== "application_name") out.push(buildParameterStatus(name, value));
     this.#greeting = Buffer.concat(out);
     return this.#greeting;
+  }
+
+  /** The origin's start-up values of the tracked parameters: what a client knows unless it says otherwise. */
+  get trackedDefaults(): ReadonlyMap<TrackedParameter, string> {
+    if (!this.#trackedDefaults && this.#parameters) this.#trackedDefaults = trackedValues(this.#parameters);
+    return this.#trackedDefaults ?? new Map();
   }
 
   /** A credential's verifier, parsed once (validating it costs more than the rest of a SCRAM exchange). */

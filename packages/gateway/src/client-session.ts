@@ -11,7 +11,6 @@ import {
   buildErrorResponse,
   buildNegotiateProtocolVersion,
   buildParameterStatus,
-  buildQuery,
   buildReadyForQuery,
   CANCEL_REQUEST_CODE,
   createMockScramVerifier,
@@ -40,6 +39,13 @@ import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
 import { inspectStatement, mayNeedInspection, refusalQuery } from "./session-features.js";
+import {
+  buildSetQuery,
+  decodeParameterStatus,
+  type TrackedParameter,
+  trackedParameter,
+  trackedValues,
+} from "./tracked-parameters.js";
 
 /** What a client session needs from the gateway around it. */
 export interface SessionHost {
@@ -111,8 +117,17 @@ export class ClientSession {
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
   #requestedDatabase = "";
-  /** The client's application_name from its startup packet; set on each server connection it uses. */
-  #applicationName = "";
+  /** Tracked parameters from the client's startup packet, until start-up completes. */
+  #startupSettings = new Map<TrackedParameter, string>();
+  /**
+   * The tracked parameters as this client knows them (the origin's defaults, its startup packet, then
+   * what the server reported after its own SETs): set on each server connection it uses.
+   */
+  #wanted = new Map<TrackedParameter, string>();
+  /** The hidden SET of tracked parameters failed: the client's values are refused by the origin. */
+  #hiddenFailed = false;
+  /** What the server had before the hidden SET, restored if it fails. */
+  #hiddenRevert: [TrackedParameter, string | undefined][] = [];
   /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
   #hiddenReplies = 0;
   /** The binding generation and expiry the client's credential was last checked against. */
@@ -260,7 +275,7 @@ export class ClientSession {
     }
     this.#user = user;
     this.#requestedDatabase = database;
-    this.#applicationName = startup.parameters.get("application_name") ?? "";
+    this.#startupSettings = trackedValues(startup.parameters);
     if (startup.minorVersion > 0) {
       const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
       this.#socket.write(buildNegotiateProtocolVersion(PROTOCOL_VERSION_3, unsupported));
@@ -367,11 +382,17 @@ export class ClientSession {
 
   #finishStartup(greeting: Buffer, before?: Buffer): void {
     if (this.#state === "closed") return;
-    const tail = [
-      buildParameterStatus("application_name", this.#applicationName),
-      buildBackendKeyData(this.processId, this.secretKey),
-      READY_IDLE,
-    ];
+    const wanted = new Map(this.#binding?.trackedDefaults);
+    for (const [name, value] of this.#startupSettings) wanted.set(name, value);
+    // The client's own application_name, empty when it gave none (not the gateway's "pgbind").
+    wanted.set("application_name", this.#startupSettings.get("application_name") ?? "");
+    this.#wanted = wanted;
+    // The greeting has the origin's values; the client's own follow and take their place.
+    const tail = [buildParameterStatus("application_name", wanted.get("application_name") ?? "")];
+    for (const [name, value] of this.#startupSettings) {
+      if (name !== "application_name") tail.push(buildParameterStatus(name, value));
+    }
+    tail.push(buildBackendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.#socket.write(Buffer.concat(before ? [before, greeting, ...tail] : [greeting, ...tail]));
     this.#state = "ready";
     this.#host.register(this);
@@ -447,7 +468,8 @@ export class ClientSession {
     }
     if (binding.config.poolMode === "transaction") {
       const isQuery = code === FrontendMessage.Query;
-      if (isQuery || (code === FrontendMessage.Parse && mayNeedInspection(frame.payload))) {
+      // The byte-level pre-check spares the common statement its decoding and the inspection's regexes.
+      if ((isQuery || code === FrontendMessage.Parse) && mayNeedInspection(frame.payload)) {
         const facts = inspectStatement(isQuery ? parseQuery(frame) : parseParse(frame).query);
         if (facts.changesState) this.#dirty = true;
         if (facts.dropsStatements) {
@@ -680,12 +702,18 @@ export class ClientSession {
     this.#statements.resetServer();
     server.attach(this.#serverListener);
     this.#hiddenReplies = 0;
-    if (server.applicationName !== this.#applicationName) {
-      // As PgBouncer does: the server connection takes this client's application_name before its statements.
-      const set = setApplicationName(this.#applicationName);
+    // As PgBouncer does: the server connection takes this client's tracked parameters (application_name,
+    // TimeZone, …) in one hidden SET before its statements.
+    let changes: [TrackedParameter, string][] | undefined;
+    for (const [name, value] of this.#wanted) {
+      if (server.settings.get(name) !== value) (changes ??= []).push([name, value]);
+    }
+    if (changes) {
+      const set = buildSetQuery(changes);
       this.#out.push(set);
       this.#outBytes += set.length;
-      server.applicationName = this.#applicationName;
+      this.#hiddenRevert = changes.map(([name]) => [name, server.settings.get(name)]);
+      for (const [name, value] of changes) server.settings.set(name, value);
       this.#hiddenReplies = 1;
     }
     const pending = this.#pending;
@@ -706,6 +734,7 @@ export class ClientSession {
 
   readonly #keepServerMessage = (code: number): boolean => {
     if (this.#hiddenReplies > 0) {
+      if (code === BackendMessage.ErrorResponse) this.#hiddenFailed = true;
       if (code === BackendMessage.ReadyForQuery) {
         this.#hiddenReplies--;
         // Not the answer to any of the client's Syncs.
@@ -722,10 +751,47 @@ export class ClientSession {
     return keep;
   };
 
+  /** A tracked parameter the server reports changed (the client's SET, RESET, or a transaction's end). */
+  readonly #onParameterStatus = (body: Buffer): void => {
+    const status = decodeParameterStatus(body);
+    const name = status && trackedParameter(status.name);
+    if (!status || !name) return;
+    this.#wanted.set(name, status.value);
+    this.#server?.settings.set(name, status.value);
+  };
+
+  /**
+   * The origin refused the client's tracked parameters (a bad TimeZone or DateStyle in its startup packet):
+   * PostgreSQL itself would have refused the connection, so the client gets the same FATAL.
+   */
+  #refuseSettings(server: ServerConnection): void {
+    this.#hiddenFailed = false;
+    for (const [name, value] of this.#hiddenRevert) {
+      if (value === undefined) server.settings.delete(name);
+      else server.settings.set(name, value);
+    }
+    // Name what the client asked for; the rest of the SET only returned the server to the origin's defaults.
+    const asked = this.#hiddenRevert.filter(
+      ([name]) => name !== "application_name" && this.#startupSettings.has(name),
+    );
+    const names = (asked.length > 0 ? asked : this.#hiddenRevert).map(
+      ([name]) => `${name}=${JSON.stringify(this.#wanted.get(name))}`,
+    );
+    this.terminate({
+      severity: "FATAL",
+      code: "22023",
+      message: `pgbind: the origin refuses this client's session parameters (${names.join(", ")})`,
+    });
+  }
+
   #onServerData(chunk: Buffer): void {
     const server = this.#server as ServerConnection;
     const walker = this.#walker;
-    const parts = walker.walk(chunk, this.#keepServerMessage);
+    const parts = walker.walk(chunk, this.#keepServerMessage, this.#onParameterStatus);
+    if (this.#hiddenFailed && this.#hiddenReplies === 0) {
+      this.#refuseSettings(server);
+      return;
+    }
     let ok = true;
     for (const part of parts) ok = this.#socket.write(part);
     if (!ok) server.socket.pause();
@@ -781,7 +847,7 @@ export class ClientSession {
     }
     this.#dirty = false;
     server.runInternal(reset).then((ok) => {
-      server.applicationName = server.initialApplicationName;
+      server.resetSettings();
       if (reset === "DISCARD ALL") server.prepared.clear();
       binding.pool.release(server, ok);
     });
@@ -815,12 +881,6 @@ export class ClientSession {
 }
 
 /** `SET application_name` as a simple Query, the value quoted as a string literal whatever the server's settings. */
-function setApplicationName(value: string): Buffer {
-  const literal = value.includes("\\")
-    ? `E'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`
-    : `'${value.replaceAll("'", "''")}'`;
-  return buildQuery(`SET application_name = ${literal}`);
-}
 
 function originUnavailable(error: Error): ErrorFields {
   return {

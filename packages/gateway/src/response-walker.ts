@@ -3,6 +3,9 @@ import { BackendMessage } from "@pgbind/protocol";
 /** Decides per server message whether the client sees it; called once its header is complete. */
 export type KeepMessage = (code: number) => boolean;
 
+/** Receives the body of each ParameterStatus the client sees, whole even when split across chunks. */
+export type OnParameterStatus = (body: Buffer) => void;
+
 /**
  * Walks the server's byte stream header by header (bodies are skipped, never copied) and returns the
  * slices to forward, leaving out messages `keep` rejects. Tracks ReadyForQuery and its status byte
@@ -16,6 +19,8 @@ export class ResponseWalker {
   #remaining = 0;
   #dropping = false;
   #inReady = false;
+  /** Body parts of a ParameterStatus being collected for `onStatus`. */
+  #status: Buffer[] | undefined;
   readyCount = 0;
   readyStatus = 0;
   /** True when the last chunk ended exactly after a ReadyForQuery. */
@@ -28,12 +33,13 @@ export class ResponseWalker {
     this.#remaining = 0;
     this.#dropping = false;
     this.#inReady = false;
+    this.#status = undefined;
     this.readyCount = 0;
     this.readyStatus = 0;
     this.endsWithReady = false;
   }
 
-  walk(chunk: Buffer, keep: KeepMessage): Buffer[] {
+  walk(chunk: Buffer, keep: KeepMessage, onStatus?: OnParameterStatus): Buffer[] {
     const out: Buffer[] = [];
     let keptFrom = 0;
     let sliced = false;
@@ -50,6 +56,14 @@ export class ResponseWalker {
           this.#inReady = false;
           this.endsWithReady = i + 1 === end;
         }
+        if (this.#status) {
+          this.#status.push(chunk.subarray(i, i + take));
+          if (take === this.#remaining) {
+            const parts = this.#status;
+            this.#status = undefined;
+            onStatus?.(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+          }
+        }
         if (this.#dropping) {
           if (i > keptFrom) out.push(chunk.subarray(keptFrom, i));
           keptFrom = i + take;
@@ -61,20 +75,28 @@ export class ResponseWalker {
         continue;
       }
       const headerStart = i;
-      while (this.#headLen < 5 && i < end) this.#head[this.#headLen++] = chunk[i++] as number;
-      if (this.#headLen < 5) {
-        // The header is cut by the chunk's end: hold its bytes back until the next chunk decides.
-        if (headerStart > keptFrom) out.push(chunk.subarray(keptFrom, headerStart));
-        this.#carried = this.#carried
-          ? Buffer.concat([this.#carried, chunk.subarray(headerStart, end)])
-          : chunk.subarray(headerStart, end);
-        keptFrom = end;
-        sliced = true;
-        break;
+      let code: number;
+      if (this.#headLen === 0 && end - i >= 5) {
+        // The usual case: the whole header is in this chunk.
+        code = chunk[i] as number;
+        this.#remaining = chunk.readInt32BE(i + 1) - 4;
+        i += 5;
+      } else {
+        while (this.#headLen < 5 && i < end) this.#head[this.#headLen++] = chunk[i++] as number;
+        if (this.#headLen < 5) {
+          // The header is cut by the chunk's end: hold its bytes back until the next chunk decides.
+          if (headerStart > keptFrom) out.push(chunk.subarray(keptFrom, headerStart));
+          this.#carried = this.#carried
+            ? Buffer.concat([this.#carried, chunk.subarray(headerStart, end)])
+            : chunk.subarray(headerStart, end);
+          keptFrom = end;
+          sliced = true;
+          break;
+        }
+        code = this.#head[0] as number;
+        this.#remaining = this.#head.readInt32BE(1) - 4;
+        this.#headLen = 0;
       }
-      const code = this.#head[0] as number;
-      this.#remaining = this.#head.readInt32BE(1) - 4;
-      this.#headLen = 0;
       const kept = keep(code);
       if (this.#carried) {
         if (kept) out.push(this.#carried);
@@ -88,6 +110,8 @@ export class ResponseWalker {
       }
       this.#dropping = !kept && this.#remaining > 0;
       this.#inReady = code === BackendMessage.ReadyForQuery && this.#remaining > 0;
+      if (kept && onStatus && code === BackendMessage.ParameterStatus && this.#remaining > 0)
+        this.#status = [];
     }
     if (!sliced) return [chunk];
     if (keptFrom < end) out.push(chunk.subarray(keptFrom, end));

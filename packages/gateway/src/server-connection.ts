@@ -23,6 +23,7 @@ import type { OriginConfig } from "./config.js";
 import { connectTcp, negotiateOriginTls, OriginConnectError, withConnectRetry } from "./origin-socket.js";
 import type { Poolable } from "./pool.js";
 import { ResponseWalker } from "./response-walker.js";
+import { type TrackedParameter, trackedValues } from "./tracked-parameters.js";
 
 /** SQLSTATEs that mean "the origin is not ready yet; try again" (starting up, shutting down, too many connections). */
 const RETRYABLE_SQLSTATES = new Set(["57P03", "57P01", "53300", "08006"]);
@@ -50,10 +51,13 @@ export class ServerConnection implements Poolable {
   readonly createdAt = Date.now();
   /** Statements prepared on this connection by the gateway (server names), shared by its clients. */
   readonly prepared = new Set<string>();
-  /** The session's application_name now: what it started with, or what the gateway last SET for a client. */
-  applicationName: string;
-  /** The application_name this connection started with, which RESET ALL returns to. */
-  readonly initialApplicationName: string;
+  /**
+   * The tracked parameters' values on this session now: what it started with, updated by what the
+   * gateway SET for a client and what the server reported while a client held it.
+   */
+  readonly settings: Map<TrackedParameter, string>;
+  /** The tracked parameters' start-up values, which RESET ALL and DISCARD ALL return to. */
+  readonly #initialSettings: ReadonlyMap<TrackedParameter, string>;
   #listener: ServerListener | undefined;
   #usable = true;
 
@@ -69,8 +73,8 @@ export class ServerConnection implements Poolable {
     this.parameters = parameters;
     this.processId = key.processId;
     this.secretKey = key.secretKey;
-    this.initialApplicationName = parameters.get("application_name") ?? "";
-    this.applicationName = this.initialApplicationName;
+    this.#initialSettings = trackedValues(parameters);
+    this.settings = new Map(this.#initialSettings);
     socket.on("data", (chunk: Buffer) => {
       if (this.#listener) this.#listener.onData(chunk);
       // Idle: a server only speaks unprompted to report trouble (e.g. admin shutdown); stop using it.
@@ -160,6 +164,12 @@ export class ServerConnection implements Poolable {
       };
       this.socket.write(buildQuery(sql));
     });
+  }
+
+  /** After RESET ALL or DISCARD ALL: the tracked parameters are back to their start-up values. */
+  resetSettings(): void {
+    this.settings.clear();
+    for (const [name, value] of this.#initialSettings) this.settings.set(name, value);
   }
 
   /** Marks the connection as not reusable (its session state is unknown). */

@@ -1,7 +1,20 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
-import { createScramVerifier } from "@pgbind/protocol";
+import {
+  BackendMessage,
+  buildQuery,
+  buildSASLInitialResponse,
+  buildSASLResponse,
+  buildStartupMessage,
+  createScramVerifier,
+  type ErrorFields,
+  MessageFramer,
+  parseAuthentication,
+  parseErrorResponse,
+  ScramClientSession,
+} from "@pgbind/protocol";
 import pg from "pg";
 import postgres from "postgres";
 import { createTestPki } from "../../../test-support/pki.ts";
@@ -344,6 +357,75 @@ describe("gateway with real drivers", () => {
     }
   });
 
+  it("keeps each client's SET TimeZone, DateStyle and application_name across transactions, and no one else's", async () => {
+    const a = client();
+    const b = client();
+    const c = client();
+    await Promise.all([a.connect(), b.connect(), c.connect()]);
+    const settings = async (x: pg.Client) =>
+      (
+        await x.query(
+          "select current_setting('TimeZone') as tz, current_setting('DateStyle') as ds, current_setting('application_name') as app",
+        )
+      ).rows[0] as { tz: string; ds: string; app: string };
+    try {
+      const defaults = await settings(b);
+      await a.query("set timezone = 'Asia/Tokyo'");
+      await a.query("set datestyle = 'SQL, DMY'");
+      await a.query("set application_name = 'a-later'");
+      // SET LOCAL lasts for its transaction only, and the server says so when it ends.
+      await a.query("begin");
+      await a.query("set local timezone = 'UTC'");
+      assert.equal((await settings(a)).tz, "UTC");
+      await a.query("commit");
+      for (let round = 0; round < 6; round++) {
+        // Three clients on two server connections: every round moves them between connections.
+        const [sa, sb, sc] = await Promise.all([settings(a), settings(b), settings(c)]);
+        assert.deepEqual(sa, { tz: "Asia/Tokyo", ds: "SQL, DMY", app: "a-later" }, `round ${round}`);
+        assert.deepEqual(sb, defaults, `round ${round}`);
+        assert.deepEqual(sc, defaults, `round ${round}`);
+      }
+      // What the server reports is what the client keeps: RESET returns to the default.
+      await a.query("reset timezone");
+      await Promise.all([settings(b), settings(c)]);
+      assert.equal((await settings(a)).tz, defaults.tz);
+    } finally {
+      await Promise.all([a.end(), b.end(), c.end()]);
+    }
+  });
+
+  it("applies TimeZone and DateStyle from the startup packet, and refuses bad ones as PostgreSQL does (postgres.js)", async () => {
+    const options = {
+      host: "127.0.0.1",
+      port,
+      user: "app",
+      pass: CLIENT_PASSWORD,
+      database: "appdb",
+      max: 1,
+    };
+    const sql = postgres({ ...options, connection: { TimeZone: "America/New_York", DateStyle: "ISO, DMY" } });
+    try {
+      const [row] = await sql`select current_setting('TimeZone') as tz, current_setting('DateStyle') as ds`;
+      assert.deepEqual({ ...row }, { tz: "America/New_York", ds: "ISO, DMY" });
+      const reported = (sql as unknown as { parameters: Record<string, string> }).parameters;
+      assert.equal(reported.TimeZone, "America/New_York");
+    } finally {
+      await sql.end();
+    }
+    // PostgreSQL refuses a bad value at start-up; the gateway learns it at the client's first statement
+    // and answers with the same FATAL then. (postgres.js is not used here: a FATAL in the middle of its
+    // describe-first round also surfaces as an unhandled rejection inside the driver.)
+    const refusal = await firstStatementAs({ TimeZone: "Not/AZone", application_name: "bad-tz" });
+    assert.equal(refusal.severity, "FATAL");
+    assert.equal(refusal.code, "22023");
+    assert.match(refusal.message, /TimeZone="Not\/AZone"/);
+    // The refused client took nothing with it: others still get the origin's default.
+    const c = client();
+    await c.connect();
+    assert.notEqual((await c.query("select current_setting('TimeZone') as tz")).rows[0].tz, "Not/AZone");
+    await c.end();
+  });
+
   it("reports the client's own application_name at start-up (postgres.js)", async () => {
     const sql = postgres({
       host: "127.0.0.1",
@@ -366,3 +448,38 @@ describe("gateway with real drivers", () => {
     }
   });
 });
+
+/** Logs in over a raw socket with these startup parameters, runs `select 1`, returns the first ErrorResponse. */
+function firstStatementAs(parameters: Record<string, string>): Promise<ErrorFields> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    const framer = new MessageFramer();
+    let scram: ScramClientSession | undefined;
+    let sent = false;
+    socket.on("error", reject);
+    socket.on("close", () => reject(new Error("closed without an ErrorResponse")));
+    socket.on("connect", () =>
+      socket.write(buildStartupMessage({ user: "app", database: "appdb", ...parameters })),
+    );
+    socket.on("data", (chunk) =>
+      framer.push(chunk, (frame) => {
+        if (frame.code === BackendMessage.Authentication) {
+          const auth = parseAuthentication(frame);
+          if (auth.type === "SASL") {
+            scram = new ScramClientSession(CLIENT_PASSWORD);
+            const first = scram.clientFirst(auth.mechanisms);
+            socket.write(buildSASLInitialResponse(first.mechanism, first.data));
+          } else if (auth.type === "SASLContinue" && scram) {
+            socket.write(buildSASLResponse(scram.handleServerFirst(auth.data)));
+          }
+        } else if (frame.code === BackendMessage.ReadyForQuery && !sent) {
+          sent = true;
+          socket.write(buildQuery("select 1"));
+        } else if (frame.code === BackendMessage.ErrorResponse) {
+          resolve(parseErrorResponse(frame));
+          socket.destroy();
+        }
+      }),
+    );
+  });
+}

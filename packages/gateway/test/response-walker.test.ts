@@ -4,6 +4,7 @@ import {
   BackendMessage,
   buildCommandComplete,
   buildDataRow,
+  buildParameterStatus,
   buildReadyForQuery,
   CLOSE_COMPLETE,
   PARSE_COMPLETE,
@@ -89,5 +90,36 @@ describe("ResponseWalker", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("hands over each kept ParameterStatus body whole, at every split, and none of the hidden ones", () => {
+    const reply = Buffer.concat([
+      buildParameterStatus("TimeZone", "Asia/Tokyo"),
+      CLOSE_COMPLETE,
+      buildCommandComplete("SET"),
+      buildParameterStatus("DateStyle", "SQL, DMY"),
+      buildReadyForQuery(TransactionStatus.Idle),
+    ]);
+    const walk = (chunks: Buffer[], keepStatus: boolean) => {
+      const walker = new ResponseWalker();
+      const bodies: string[] = [];
+      const keep = (code: number) =>
+        code !== BackendMessage.CloseComplete && (keepStatus || code !== BackendMessage.ParameterStatus);
+      for (const chunk of chunks) walker.walk(chunk, keep, (body) => bodies.push(body.toString("latin1")));
+      return bodies;
+    };
+    const want = ["TimeZone\0Asia/Tokyo\0", "DateStyle\0SQL, DMY\0"];
+    assert.deepEqual(walk([reply], true), want);
+    assert.deepEqual(
+      walk(
+        [...reply].map((b) => Buffer.from([b])),
+        true,
+      ),
+      want,
+    );
+    for (let cut = 1; cut < reply.length; cut++) {
+      assert.deepEqual(walk([reply.subarray(0, cut), reply.subarray(cut)], true), want, `split at ${cut}`);
+      assert.deepEqual(walk([reply.subarray(0, cut), reply.subarray(cut)], false), [], `split at ${cut}`);
+    }
   });
 });
