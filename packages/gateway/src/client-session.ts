@@ -706,7 +706,9 @@ export class ClientSession {
     // TimeZone, …) in one hidden SET before its statements.
     let changes: [TrackedParameter, string][] | undefined;
     for (const [name, value] of this.#wanted) {
-      if (server.settings.get(name) !== value) (changes ??= []).push([name, value]);
+      if (server.settings.get(name) === value) continue;
+      changes ??= [];
+      changes.push([name, value]);
     }
     if (changes) {
       const set = buildSetQuery(changes);
