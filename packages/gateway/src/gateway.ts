@@ -5,6 +5,7 @@ import { buildCancelRequest } from "@pgbind/protocol";
 import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
+import { adoptClientSocket } from "./client-socket.js";
 import type { GatewayConfig } from "./config.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
@@ -63,7 +64,8 @@ export class Gateway {
           }
         : undefined,
     };
-    this.#server = net.createServer({ noDelay: true }, (socket) => {
+    this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
+      const socket = adoptClientSocket(accepted);
       socket.setNoDelay(true);
       new ClientSession(socket, this.#host);
     });
