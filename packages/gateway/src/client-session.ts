@@ -42,6 +42,7 @@ import { inspectStatement, mayNeedInspection, refusalQuery } from "./session-fea
 import {
   buildSetQuery,
   decodeParameterStatus,
+  TRACKED_PARAMETERS,
   type TrackedParameter,
   trackedParameter,
   trackedValues,
@@ -117,17 +118,17 @@ export class ClientSession {
   #dirty = false;
   #txStatus: number = TransactionStatus.Idle;
   #requestedDatabase = "";
-  /** Tracked parameters from the client's startup packet, until start-up completes. */
-  #startupSettings = new Map<TrackedParameter, string>();
+  /** The client's application_name (from its startup packet or a SET; empty if it gave none). */
+  #applicationName = "";
   /**
-   * The tracked parameters as this client knows them (the origin's defaults, its startup packet, then
-   * what the server reported after its own SETs): set on each server connection it uses.
+   * The other tracked parameters this client set itself (startup packet or SET), as the server reported
+   * them; the origin's defaults apply to the rest. Usually none, so no Map per client.
    */
-  #wanted = new Map<TrackedParameter, string>();
+  #overrides: Map<TrackedParameter, string> | undefined;
   /** The hidden SET of tracked parameters failed: the client's values are refused by the origin. */
   #hiddenFailed = false;
   /** What the server had before the hidden SET, restored if it fails. */
-  #hiddenRevert: [TrackedParameter, string | undefined][] = [];
+  #hiddenRevert: [TrackedParameter, string | undefined][] | undefined;
   /** Replies still to come for statements the gateway sent on its own (hidden from the client). */
   #hiddenReplies = 0;
   /** The binding generation and expiry the client's credential was last checked against. */
@@ -139,7 +140,7 @@ export class ClientSession {
   /** Extended-protocol messages were forwarded since the last Sync: their answers are still to come. */
   #unsynced = false;
   /** Statements that make the server drop every prepared statement (DEALLOCATE ALL, DISCARD ALL). */
-  readonly #dropsStatements = new WeakSet<Frame>();
+  #dropsStatements: WeakSet<Frame> | undefined;
   /** Frames in #dropsStatements not yet staged: skips the WeakSet lookup for every other message. */
   #dropsPending = 0;
 
@@ -275,7 +276,10 @@ export class ClientSession {
     }
     this.#user = user;
     this.#requestedDatabase = database;
-    this.#startupSettings = trackedValues(startup.parameters);
+    const asked = trackedValues(startup.parameters);
+    this.#applicationName = asked.get("application_name") ?? "";
+    asked.delete("application_name");
+    this.#overrides = asked.size > 0 ? asked : undefined;
     if (startup.minorVersion > 0) {
       const unsupported = [...startup.parameters.keys()].filter((name) => name.startsWith("_pq_."));
       this.#socket.write(buildNegotiateProtocolVersion(PROTOCOL_VERSION_3, unsupported));
@@ -339,6 +343,8 @@ export class ClientSession {
       this.#socket.write(buildAuthenticationSASLContinue(result.data));
       return;
     }
+    // The exchange is over: its messages and keys need not stay for the life of the connection.
+    this.#scram = undefined;
     const final = buildAuthenticationSASLFinal(result.data);
     const greeting = this.#binding?.greeting;
     if (greeting && !this.#admin) {
@@ -382,16 +388,9 @@ export class ClientSession {
 
   #finishStartup(greeting: Buffer, before?: Buffer): void {
     if (this.#state === "closed") return;
-    const wanted = new Map(this.#binding?.trackedDefaults);
-    for (const [name, value] of this.#startupSettings) wanted.set(name, value);
-    // The client's own application_name, empty when it gave none (not the gateway's "pgbind").
-    wanted.set("application_name", this.#startupSettings.get("application_name") ?? "");
-    this.#wanted = wanted;
     // The greeting has the origin's values; the client's own follow and take their place.
-    const tail = [buildParameterStatus("application_name", wanted.get("application_name") ?? "")];
-    for (const [name, value] of this.#startupSettings) {
-      if (name !== "application_name") tail.push(buildParameterStatus(name, value));
-    }
+    const tail = [buildParameterStatus("application_name", this.#applicationName)];
+    for (const [name, value] of this.#overrides ?? []) tail.push(buildParameterStatus(name, value));
     tail.push(buildBackendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.#socket.write(Buffer.concat(before ? [before, greeting, ...tail] : [greeting, ...tail]));
     this.#state = "ready";
@@ -473,6 +472,7 @@ export class ClientSession {
         const facts = inspectStatement(isQuery ? parseQuery(frame) : parseParse(frame).query);
         if (facts.changesState) this.#dirty = true;
         if (facts.dropsStatements) {
+          this.#dropsStatements ??= new WeakSet();
           this.#dropsStatements.add(frame);
           this.#dropsPending++;
         }
@@ -537,7 +537,7 @@ export class ClientSession {
   /** Queues one client message for `server`, renaming prepared statements in transaction mode. */
   #stage(server: ServerConnection, frame: Frame): void {
     // Other clients' statements on this server are gone too: they are prepared again on next use.
-    if (this.#dropsPending > 0 && this.#dropsStatements.has(frame)) {
+    if (this.#dropsPending > 0 && this.#dropsStatements?.has(frame)) {
       this.#dropsPending--;
       server.prepared.clear();
     }
@@ -705,8 +705,9 @@ export class ClientSession {
     // As PgBouncer does: the server connection takes this client's tracked parameters (application_name,
     // TimeZone, …) in one hidden SET before its statements.
     let changes: [TrackedParameter, string][] | undefined;
-    for (const [name, value] of this.#wanted) {
-      if (server.settings.get(name) === value) continue;
+    for (const name of TRACKED_PARAMETERS) {
+      const value = this.#wanted(name);
+      if (value === undefined || server.settings.get(name) === value) continue;
       changes ??= [];
       changes.push([name, value]);
     }
@@ -758,9 +759,23 @@ export class ClientSession {
     const status = decodeParameterStatus(body);
     const name = status && trackedParameter(status.name);
     if (!status || !name) return;
-    this.#wanted.set(name, status.value);
+    if (name === "application_name") {
+      this.#applicationName = status.value;
+    } else {
+      this.#overrides ??= new Map();
+      this.#overrides.set(name, status.value);
+    }
     this.#server?.settings.set(name, status.value);
   };
+
+  /**
+   * What the client believes `name` is: its own value, or the origin's default. A server connection that
+   * differs (another client's value) gets it set before serving this client.
+   */
+  #wanted(name: TrackedParameter): string | undefined {
+    if (name === "application_name") return this.#applicationName;
+    return this.#overrides?.get(name) ?? this.#binding?.trackedDefaults.get(name);
+  }
 
   /**
    * The origin refused the client's tracked parameters (a bad TimeZone or DateStyle in its startup packet):
@@ -768,16 +783,15 @@ export class ClientSession {
    */
   #refuseSettings(server: ServerConnection): void {
     this.#hiddenFailed = false;
-    for (const [name, value] of this.#hiddenRevert) {
+    const revert = this.#hiddenRevert ?? [];
+    for (const [name, value] of revert) {
       if (value === undefined) server.settings.delete(name);
       else server.settings.set(name, value);
     }
     // Name what the client asked for; the rest of the SET only returned the server to the origin's defaults.
-    const asked = this.#hiddenRevert.filter(
-      ([name]) => name !== "application_name" && this.#startupSettings.has(name),
-    );
-    const names = (asked.length > 0 ? asked : this.#hiddenRevert).map(
-      ([name]) => `${name}=${JSON.stringify(this.#wanted.get(name))}`,
+    const asked = revert.filter(([name]) => this.#overrides?.has(name));
+    const names = (asked.length > 0 ? asked : revert).map(
+      ([name]) => `${name}=${JSON.stringify(this.#wanted(name))}`,
     );
     this.terminate({
       severity: "FATAL",

@@ -50,7 +50,8 @@ export function serverStatementName(query: string, paramTypes: readonly number[]
 
 /** One client's statements and the response bookkeeping of its current server connection. */
 export class PreparedStatements {
-  readonly #statements = new Map<string, ClientStatement>();
+  /** The client's named statements; created at its first named Parse (most clients never make one). */
+  #statements: Map<string, ClientStatement> | undefined;
   readonly #expect: Expectation[] = [];
 
   /** True while responses must be filtered (something was injected, or statements are in flight). */
@@ -77,6 +78,7 @@ export class PreparedStatements {
         }
         const parse = parseParse(frame);
         const serverName = serverStatementName(parse.query, parse.paramTypes);
+        this.#statements ??= new Map();
         this.#statements.set(parse.name, { serverName, query: parse.query, paramTypes: parse.paramTypes });
         const out: Buffer[] = [];
         if (server.prepared.has(serverName)) {
@@ -91,17 +93,17 @@ export class PreparedStatements {
       }
       case FrontendMessage.Bind: {
         const payload = frame.payload;
-        if (payload[payload.indexOf(0) + 1] === 0 || this.#statements.size === 0) return undefined;
+        if (payload[payload.indexOf(0) + 1] === 0 || !this.#statements?.size) return undefined;
         const { statement } = parseBind(frame);
         if (statement === "") return undefined;
-        const known = this.#statements.get(statement);
+        const known = this.#statements?.get(statement);
         if (!known) return undefined;
         return [...this.#ensure(known, server), renameBind(frame, statement, known.serverName)];
       }
       case FrontendMessage.Describe: {
-        if (frame.payload[1] === 0 || this.#statements.size === 0) return undefined;
+        if (frame.payload[1] === 0 || !this.#statements?.size) return undefined;
         const { kind, name } = parseDescribe(frame);
-        const known = kind === "S" && name !== "" ? this.#statements.get(name) : undefined;
+        const known = kind === "S" && name !== "" ? this.#statements?.get(name) : undefined;
         if (!known) return undefined;
         return [...this.#ensure(known, server), rebuild(FrontendMessage.Describe, "S", known.serverName)];
       }
@@ -116,7 +118,7 @@ export class PreparedStatements {
           return undefined;
         }
         // The server statement may be shared with other clients: only the client's name goes away.
-        this.#statements.delete(name);
+        this.#statements?.delete(name);
         this.#expect.push(PASS_CLOSE);
         return [buildClose("S", NO_SUCH_STATEMENT)];
       }

@@ -12,7 +12,8 @@ export type OnParameterStatus = (body: Buffer) => void;
  * across chunk boundaries. When nothing is dropped the chunk is returned whole: one write, no copy.
  */
 export class ResponseWalker {
-  readonly #head = Buffer.alloc(5);
+  /** A header cut by a chunk's end, collected byte by byte; allocated the first time that happens. */
+  #head: Buffer | undefined;
   #headLen = 0;
   /** Header bytes held back from the previous chunk until we know whether the message is kept. */
   #carried: Buffer | undefined;
@@ -82,7 +83,9 @@ export class ResponseWalker {
         this.#remaining = chunk.readInt32BE(i + 1) - 4;
         i += 5;
       } else {
-        while (this.#headLen < 5 && i < end) this.#head[this.#headLen++] = chunk[i++] as number;
+        this.#head ??= Buffer.alloc(5);
+        const head = this.#head;
+        while (this.#headLen < 5 && i < end) head[this.#headLen++] = chunk[i++] as number;
         if (this.#headLen < 5) {
           // The header is cut by the chunk's end: hold its bytes back until the next chunk decides.
           if (headerStart > keptFrom) out.push(chunk.subarray(keptFrom, headerStart));
@@ -93,8 +96,8 @@ export class ResponseWalker {
           sliced = true;
           break;
         }
-        code = this.#head[0] as number;
-        this.#remaining = this.#head.readInt32BE(1) - 4;
+        code = head[0] as number;
+        this.#remaining = head.readInt32BE(1) - 4;
         this.#headLen = 0;
       }
       const kept = keep(code);
