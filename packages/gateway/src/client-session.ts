@@ -61,6 +61,8 @@ export interface SessionHost {
   readonly mockSecret: Buffer;
   /** Client messages larger than this are refused (protects memory). */
   readonly maxClientMessage: number;
+  /** Start-up and authentication must be done within this many ms. */
+  readonly loginTimeoutMs: number;
   /** The admin console and who may use it (database `pgbind`); undefined when none is configured. */
   readonly admin: { readonly console: AdminConsole; verifier(user: string): string | undefined } | undefined;
   log(event: string, fields: Record<string, unknown>): void;
@@ -113,6 +115,7 @@ export class ClientSession {
   #walker = new ResponseWalker();
   #lastReady = 0;
   #idleTimer: NodeJS.Timeout | undefined;
+  #loginTimer: NodeJS.Timeout;
   #admin = false;
   /** The current server connection may carry session state (a SET) that must not reach the next client. */
   #dirty = false;
@@ -148,6 +151,17 @@ export class ClientSession {
     this.#socket = socket;
     this.#host = host;
     this.#framer = new MessageFramer({ startup: true, maxMessageLength: host.maxClientMessage });
+    this.#loginTimer = setTimeout(() => {
+      if (this.#state === "startup" || this.#state === "authenticating") {
+        // As PostgreSQL answers a client that outlives authentication_timeout.
+        this.terminate({
+          severity: "FATAL",
+          code: "57014",
+          message: "canceling authentication due to timeout",
+        });
+      }
+    }, host.loginTimeoutMs);
+    this.#loginTimer.unref();
     this.#listen(socket);
   }
 
@@ -355,6 +369,7 @@ export class ClientSession {
     this.#socket.write(final);
     if (this.#admin && this.#host.admin) {
       this.#state = "admin";
+      clearTimeout(this.#loginTimer);
       this.#socket.write(
         Buffer.concat([
           AUTHENTICATION_OK,
@@ -394,6 +409,7 @@ export class ClientSession {
     tail.push(buildBackendKeyData(this.processId, this.secretKey), READY_IDLE);
     this.#socket.write(Buffer.concat(before ? [before, greeting, ...tail] : [greeting, ...tail]));
     this.#state = "ready";
+    clearTimeout(this.#loginTimer);
     this.#host.register(this);
     this.#binding?.sessionOpened(this);
     if (this.#socket.isPaused()) this.#socket.resume();
@@ -875,6 +891,7 @@ export class ClientSession {
     clearTimeout(this.#idleTimer);
     const wasReady = this.#state === "ready";
     this.#state = "closed";
+    clearTimeout(this.#loginTimer);
     // Mid-transaction, the server's session state is unknown: do not give it to the next client.
     const clean =
       this.#outstanding === 0 &&

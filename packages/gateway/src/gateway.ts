@@ -25,6 +25,12 @@ export interface GatewayOptions {
   readonly log?: GatewayLog;
   /** Client messages above this many bytes are refused, default 64 MiB. */
   readonly maxClientMessage?: number;
+  /**
+   * A client must finish start-up and authentication within this many ms (PgBouncer's
+   * client_login_timeout, PostgreSQL's authentication_timeout), default 60 s: a connection that never
+   * sends its startup packet must not hold a socket forever.
+   */
+  readonly loginTimeoutMs?: number;
   /** Who may use the admin console (database `pgbind`): user names and SCRAM verifiers. */
   readonly adminCredentials?: readonly { readonly user: string; readonly scramVerifier: string }[];
 }
@@ -50,6 +56,7 @@ export class Gateway {
       tls: options.tls,
       mockSecret: randomBytes(32),
       maxClientMessage: options.maxClientMessage ?? 64 * 1024 * 1024,
+      loginTimeoutMs: options.loginTimeoutMs ?? 60_000,
       binding: (database) => this.#bindings.get(database),
       register: (session) => this.#sessions.set(session.processId, session),
       unregister: (session) => {

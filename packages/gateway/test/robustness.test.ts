@@ -41,9 +41,9 @@ function client(gatewayPort = port, overrides: Partial<pg.ClientConfig> = {}) {
 }
 
 /** Sends raw bytes and collects whatever comes back until the gateway closes the socket. */
-function raw(chunks: Buffer[], timeoutMs = 2_000): Promise<Buffer> {
+function raw(chunks: Buffer[], timeoutMs = 2_000, gatewayPort = port): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1");
+    const socket = net.connect(gatewayPort, "127.0.0.1");
     const received: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
@@ -301,6 +301,32 @@ describe("idle clients", () => {
       assert.ok(Date.now() - started >= 300, "closed only after the idle period");
     } finally {
       await local.close(200);
+    }
+  });
+});
+
+describe("login timeout", () => {
+  it("closes a client that does not finish start-up within loginTimeoutMs with FATAL 57014, and only such a client", async () => {
+    const short = await startGateway([testBinding(origin, { password: PASSWORD })], { loginTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      // Connects and says nothing (a port scanner, a stuck client, a slowloris).
+      const silent = (await raw([], 3_000, short.port)).toString("latin1");
+      assert.match(silent, /57014/);
+      assert.match(silent, /canceling authentication due to timeout/);
+      // Sends its startup packet, gets AuthenticationSASL, and never answers it.
+      const stalled = await raw([buildStartupMessage({ user: "app", database: "db" })], 3_000, short.port);
+      assert.equal(stalled[0], 0x52, "AuthenticationSASL first");
+      assert.match(stalled.toString("latin1"), /canceling authentication due to timeout/);
+      assert.ok(Date.now() - started < 2_500, "both cut off after about 300 ms each");
+      // A client that logged in in time keeps its connection past the timeout.
+      const c = client(short.port);
+      await c.connect();
+      await new Promise((r) => setTimeout(r, 600));
+      assert.deepEqual((await c.query("select 1 as ok")).rows, [{ ok: 1 }]);
+      await c.end();
+    } finally {
+      await short.gateway.close(500);
     }
   });
 });

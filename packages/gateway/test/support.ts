@@ -55,7 +55,10 @@ export function staticSource(config: GatewayConfig): ConfigSource {
 }
 
 /** Starts a gateway on a free port serving `bindings`. */
-export async function startGateway(bindings: BindingConfig[], options: { maxClientMessage?: number } = {}) {
+export async function startGateway(
+  bindings: BindingConfig[],
+  options: { maxClientMessage?: number; loginTimeoutMs?: number } = {},
+) {
   const gateway = new Gateway({ port: 0, source: staticSource({ bindings }), ...options });
   const { port } = await gateway.start();
   return { gateway, port };
