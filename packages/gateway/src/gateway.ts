@@ -43,6 +43,8 @@ export class Gateway {
   readonly #options: GatewayOptions;
   readonly #bindings = new Map<string, BindingRuntime>();
   readonly #sessions = new Map<number, ClientSession>();
+  /** Every client connection, logged in or not (`#sessions` has only those with a BackendKeyData). */
+  readonly #connections = new Set<ClientSession>();
   readonly #server: net.Server;
   readonly #host: SessionHost;
   #stopWatching: (() => void) | undefined;
@@ -74,7 +76,9 @@ export class Gateway {
     this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
       const socket = adoptClientSocket(accepted);
       socket.setNoDelay(true);
-      new ClientSession(socket, this.#host);
+      const session = new ClientSession(socket, this.#host);
+      this.#connections.add(session);
+      socket.once("close", () => this.#connections.delete(session));
     });
   }
 
@@ -214,6 +218,11 @@ export class Gateway {
     // Idle clients go now (as PgBouncer's SHUTDOWN WAIT_FOR_SERVERS): only running transactions are waited for,
     // and a client that finishes one is closed at its next idle moment rather than starting another.
     const shutdown = { severity: "FATAL", code: "57P01", message: "pgbind: the gateway is shutting down" };
+    // Clients still logging in go at once too: the listening socket no longer tracks them (see
+    // adoptClientSocket), and they have no transaction to finish.
+    for (const session of [...this.#connections]) {
+      if (session.state === "startup" || session.state === "authenticating") session.terminate(shutdown);
+    }
     for (;;) {
       for (const session of [...this.#sessions.values()]) if (!session.busy) session.terminate(shutdown);
       if (this.#sessions.size === 0 || Date.now() >= deadline) break;

@@ -330,3 +330,19 @@ describe("login timeout", () => {
     }
   });
 });
+
+describe("shutdown", () => {
+  it("closes clients still logging in at once, with 57P01, and close() does not wait for them", async () => {
+    const own = await startGateway([testBinding(origin, { password: PASSWORD })]);
+    // Two connections stuck in start-up: one silent, one waiting in the middle of SCRAM.
+    const silent = raw([], 5_000, own.port);
+    const stalled = raw([buildStartupMessage({ user: "app", database: "db" })], 5_000, own.port);
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    await own.gateway.close(2_000);
+    const [a, b] = await Promise.all([silent, stalled]);
+    assert.ok(Date.now() - started < 1_500, "close() returned without waiting for the grace period");
+    assert.match(a.toString("latin1"), /57P01/);
+    assert.match(b.toString("latin1"), /57P01/);
+  });
+});
