@@ -11,6 +11,7 @@ import { ServerPool } from "./pool.js";
 import { ServerConnection } from "./server-connection.js";
 import { type TrackedParameter, trackedValues } from "./tracked-parameters.js";
 
+const NO_DEFAULTS: ReadonlyMap<TrackedParameter, string> = new Map();
 /** Counters for SHOW STATS and metrics. */
 export interface BindingCounters {
   transactions: number;
@@ -102,7 +103,7 @@ export class BindingRuntime {
   /** The origin's start-up values of the tracked parameters: what a client knows unless it says otherwise. */
   get trackedDefaults(): ReadonlyMap<TrackedParameter, string> {
     if (!this.#trackedDefaults && this.#parameters) this.#trackedDefaults = trackedValues(this.#parameters);
-    return this.#trackedDefaults ?? new Map();
+    return this.#trackedDefaults ?? NO_DEFAULTS;
   }
 
   /** A credential's verifier, parsed once (validating it costs more than the rest of a SCRAM exchange). */

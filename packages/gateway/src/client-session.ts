@@ -913,8 +913,6 @@ export class ClientSession {
   }
 }
 
-/** `SET application_name` as a simple Query, the value quoted as a string literal whatever the server's settings. */
-
 function originUnavailable(error: Error): ErrorFields {
   return {
     severity: "FATAL",

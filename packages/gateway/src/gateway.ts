@@ -5,11 +5,11 @@ import { buildCancelRequest } from "@pgbind/protocol";
 import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
-import { adoptClientSocket } from "./client-socket.js";
 import type { GatewayConfig } from "./config.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
 import type { ServerConnection } from "./server-connection.js";
+import { adoptClientSocket } from "./socket-reads.js";
 import type { GatewayView } from "./view.js";
 
 /** Structured log sink; fields never hold secrets. */

@@ -1,6 +1,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import type { OriginConfig } from "./config.js";
+import { scratchReads } from "./socket-reads.js";
 
 /** SSLRequest: length 8, then the code 80877103 (protocol docs, "SSLRequest"). */
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
@@ -32,35 +33,17 @@ const TRANSIENT = new Set([
 ]);
 
 /**
- * Where origin sockets read into. Node calls the `onread` callback synchronously and the callback copies
- * the bytes out before returning, so one buffer serves every origin socket: it holds no state between
- * reads.
- */
-const READ_SCRATCH = Buffer.allocUnsafe(64 * 1024);
-
-/**
- * Opens a TCP connection with a timeout; keepalive on, Nagle off (small protocol messages).
- *
- * Reads go through `onread` into {@link READ_SCRATCH} and are re-emitted as `'data'` with an exact-size
- * copy. That skips the Readable machinery (a 64 KiB allocation, push, and a tick per read), which was a
- * measurable part of the gateway's CPU per transaction, while `'data'`, `'end'`, `pause()` and
- * `resume()` keep their meaning. A TLS socket layered on top reads the handle itself and is unaffected.
+ * Opens a TCP connection with a timeout; keepalive on, Nagle off (small protocol messages), reads through
+ * {@link scratchReads}.
  */
 export function connectTcp(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({
+    const socket: net.Socket = net.connect({
       host,
       port,
       noDelay: true,
       keepAlive: true,
-      onread: {
-        buffer: READ_SCRATCH,
-        callback: (length: number, buffer: Uint8Array): boolean => {
-          socket.emit("data", Buffer.from(buffer.subarray(0, length)));
-          // Keep reading; backpressure pauses through socket.pause(), which stops the handle.
-          return true;
-        },
-      },
+      onread: scratchReads(() => socket),
     });
     const timer = setTimeout(() => {
       socket.destroy();

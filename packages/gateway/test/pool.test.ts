@@ -89,11 +89,8 @@ describe("ServerPool", () => {
 
   it("a failed connect with no live connection fails every waiter at once; the next acquire tries again", async () => {
     let attempts = 0;
-    const p = new ServerPool<FakeConn>({
-      size: 2,
+    const { p } = pool({
       queryWaitMs: 5_000,
-      idleMs: 0,
-      lifetimeMs: 0,
       connect: async () => {
         if (++attempts <= 2) throw new Error("connection refused");
         return new FakeConn();
@@ -108,11 +105,8 @@ describe("ServerPool", () => {
 
   it("with a live connection, a failed connect fails only the oldest waiter; the others get the live one", async () => {
     let attempts = 0;
-    const p = new ServerPool<FakeConn>({
-      size: 2,
+    const { p } = pool({
       queryWaitMs: 5_000,
-      idleMs: 0,
-      lifetimeMs: 0,
       connect: async () => {
         attempts++;
         if (attempts === 1) return new FakeConn();
