@@ -39,6 +39,7 @@ import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
 import { inspectStatement, mayNeedInspection, refusalQuery } from "./session-features.js";
+import { SocketWriter } from "./socket-writes.js";
 import {
   buildSetQuery,
   decodeParameterStatus,
@@ -92,6 +93,8 @@ export class ClientSession {
   readonly secretKey = randomBytes(4);
   readonly connectedAt = Date.now();
   #socket: net.Socket;
+  /** Writes relayed results to #socket (see {@link SocketWriter}). */
+  #writer: SocketWriter;
   readonly #host: SessionHost;
   readonly #framer: MessageFramer;
   #state: State = "startup";
@@ -149,6 +152,7 @@ export class ClientSession {
 
   constructor(socket: net.Socket, host: SessionHost) {
     this.#socket = socket;
+    this.#writer = new SocketWriter(socket);
     this.#host = host;
     this.#framer = new MessageFramer({ startup: true, maxMessageLength: host.maxClientMessage });
     this.#loginTimer = setTimeout(() => {
@@ -259,6 +263,7 @@ export class ClientSession {
         plain.removeAllListeners("data");
         const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
         this.#socket = secure;
+        this.#writer = new SocketWriter(secure);
         this.#listen(secure);
         return;
       }
@@ -825,7 +830,7 @@ export class ClientSession {
       return;
     }
     let ok = true;
-    for (const part of parts) ok = this.#socket.write(part);
+    for (const part of parts) ok = this.#writer.write(part);
     if (!ok) server.socket.pause();
     const ready = walker.readyCount - this.#lastReady;
     if (ready > 0) {

@@ -23,6 +23,7 @@ import type { OriginConfig } from "./config.js";
 import { connectTcp, negotiateOriginTls, OriginConnectError, withConnectRetry } from "./origin-socket.js";
 import type { Poolable } from "./pool.js";
 import { ResponseWalker } from "./response-walker.js";
+import { SocketWriter } from "./socket-writes.js";
 import { type TrackedParameter, trackedValues } from "./tracked-parameters.js";
 
 /** SQLSTATEs that mean "the origin is not ready yet; try again" (starting up, shutting down, too many connections). */
@@ -43,6 +44,7 @@ let nextId = 1;
 export class ServerConnection implements Poolable {
   readonly id = nextId++;
   readonly socket: net.Socket;
+  readonly #writer: SocketWriter;
   /** ParameterStatus values the origin reported at start-up. */
   readonly parameters: ReadonlyMap<string, string>;
   readonly processId: number;
@@ -69,6 +71,7 @@ export class ServerConnection implements Poolable {
     key: { processId: number; secretKey: Buffer },
   ) {
     this.socket = socket;
+    this.#writer = new SocketWriter(socket);
     this.origin = origin;
     this.parameters = parameters;
     this.processId = key.processId;
@@ -132,7 +135,7 @@ export class ServerConnection implements Poolable {
   }
 
   write(data: Buffer): boolean {
-    return this.socket.write(data);
+    return this.#writer.write(data);
   }
 
   /**
