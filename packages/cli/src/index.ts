@@ -34,7 +34,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   gateway: {
     load: async () => (await import("./commands/gateway.js")).gatewayCommand,
     usage:
-      "pgbind gateway [--config gateway.json [--no-watch] | --store postgres://…|local [--control-dir .pgbind/control] | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem> | --tls-self-signed [--tls-dir .pgbind/gateway]] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--log-level info] [--show-password]",
+      "pgbind gateway [--config gateway.json [--no-watch] | --store postgres://…|local [--control-dir .pgbind/control] | --origin <postgres://…> [--user <name> --password <pw>] [--pool-size 20] [--session]] [--listen 127.0.0.1:6432] [--tls-cert <pem> --tls-key <pem> | --tls-self-signed [--tls-dir .pgbind/gateway]] [--login-timeout-ms 60000] [--admin-user <name>] [--metrics 127.0.0.1:9127] [--log-level info] [--show-password]",
     summary:
       "Run the gateway: a PostgreSQL pooler that authenticates workloads and keeps origin credentials to itself",
   },

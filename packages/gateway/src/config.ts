@@ -57,6 +57,12 @@ export interface BindingConfig {
 /** Everything a gateway process serves, as produced by a {@link ConfigSource}. */
 export interface GatewayConfig {
   readonly bindings: readonly BindingConfig[];
+  /**
+   * Gateway-wide: a client must finish start-up and authentication within this many ms, or gets FATAL
+   * 57014. Unset means the gateway's own setting ({@link DEFAULT_LOGIN_TIMEOUT_MS} unless given in code
+   * or on the command line, which win over this).
+   */
+  readonly loginTimeoutMs?: number;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {
@@ -67,6 +73,10 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   serverLifetimeMs: 3_600_000,
 };
 export const DEFAULT_POOL_SIZE = 20;
+/** As PgBouncer's client_login_timeout. */
+export const DEFAULT_LOGIN_TIMEOUT_MS = 60_000;
+/** The longest any timeout may be set to: 7 days. */
+export const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
 
 /** A config that failed validation; `problems` name each JSON path and what is valid. */
 export class GatewayConfigError extends Error {
@@ -96,7 +106,12 @@ export function parseGatewayConfig(
   const bindings: BindingConfig[] = [];
   if (!isObject(value))
     throw new GatewayConfigError(source, ['(root): must be an object like {"bindings": [...]}']);
-  checkKeys(value, "", ["$schema", "bindings"], problems);
+  checkKeys(value, "", ["$schema", "bindings", "loginTimeoutMs"], problems);
+  // Unlike the per-binding timeouts, 0 cannot mean "off": a login must end some time.
+  const loginTimeoutMs =
+    value.loginTimeoutMs === undefined
+      ? undefined
+      : int(value.loginTimeoutMs, "loginTimeoutMs", 1, MAX_TIMEOUT_MS, problems);
   const list = value.bindings;
   if (!Array.isArray(list)) problems.push("bindings: must be an array of binding objects");
   const seenIds = new Map<string, string>();
@@ -116,7 +131,7 @@ export function parseGatewayConfig(
     bindings.push(binding);
   }
   if (problems.length > 0) throw new GatewayConfigError(source, problems);
-  return { bindings };
+  return loginTimeoutMs === undefined ? { bindings } : { bindings, loginTimeoutMs };
 }
 
 function parseBinding(
@@ -265,7 +280,7 @@ function parseTimeouts(value: unknown, at: string, problems: string[]): Timeouts
   const result: Record<string, number> = { ...DEFAULT_TIMEOUTS };
   for (const key of keys) {
     if (value[key] === undefined) continue;
-    const ms = int(value[key], `${at}.${key}`, 0, 7 * 24 * 3_600_000, problems);
+    const ms = int(value[key], `${at}.${key}`, 0, MAX_TIMEOUT_MS, problems);
     if (ms !== undefined) result[key] = ms;
   }
   return result as unknown as Timeouts;

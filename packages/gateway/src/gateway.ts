@@ -5,7 +5,7 @@ import { buildCancelRequest } from "@pgbind/protocol";
 import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
-import type { GatewayConfig } from "./config.js";
+import { DEFAULT_LOGIN_TIMEOUT_MS, type GatewayConfig } from "./config.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
 import type { ServerConnection } from "./server-connection.js";
@@ -27,8 +27,9 @@ export interface GatewayOptions {
   readonly maxClientMessage?: number;
   /**
    * A client must finish start-up and authentication within this many ms (PgBouncer's
-   * client_login_timeout, PostgreSQL's authentication_timeout), default 60 s: a connection that never
-   * sends its startup packet must not hold a socket forever.
+   * client_login_timeout, PostgreSQL's authentication_timeout): a connection that never sends its
+   * startup packet must not hold a socket forever. Wins over the config's `loginTimeoutMs`; without
+   * either, 60 s.
    */
   readonly loginTimeoutMs?: number;
   /** Who may use the admin console (database `pgbind`): user names and SCRAM verifiers. */
@@ -46,7 +47,8 @@ export class Gateway {
   /** Every client connection, logged in or not (`#sessions` has only those with a BackendKeyData). */
   readonly #connections = new Set<ClientSession>();
   readonly #server: net.Server;
-  readonly #host: SessionHost;
+  /** Mutable where a reload may change it; sessions read it once, when they are accepted. */
+  readonly #host: SessionHost & { loginTimeoutMs: number };
   #stopWatching: (() => void) | undefined;
   readonly #startedAt = Date.now();
   #paused = false;
@@ -58,7 +60,7 @@ export class Gateway {
       tls: options.tls,
       mockSecret: randomBytes(32),
       maxClientMessage: options.maxClientMessage ?? 64 * 1024 * 1024,
-      loginTimeoutMs: options.loginTimeoutMs ?? 60_000,
+      loginTimeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       binding: (database) => this.#bindings.get(database),
       register: (session) => this.#sessions.set(session.processId, session),
       unregister: (session) => {
@@ -106,9 +108,11 @@ export class Gateway {
   /**
    * Applies a config without dropping healthy connections: new bindings start, removed ones stop, and
    * a binding whose origin or pool settings changed gets a fresh pool for new transactions while
-   * running ones finish on the old.
+   * running ones finish on the old. A new login timeout applies to clients that connect from now on.
    */
   apply(config: GatewayConfig): void {
+    this.#host.loginTimeoutMs =
+      this.#options.loginTimeoutMs ?? config.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
     const next = new Map(config.bindings.map((b) => [b.database, b]));
     for (const [database, runtime] of this.#bindings) {
       const updated = next.get(database);
@@ -129,7 +133,10 @@ export class Gateway {
       if (!this.#bindings.has(database))
         this.#bindings.set(database, new BindingRuntime(binding, { log: this.#host.log }));
     }
-    this.#host.log("config_applied", { bindings: [...this.#bindings.keys()] });
+    this.#host.log("config_applied", {
+      bindings: [...this.#bindings.keys()],
+      loginTimeoutMs: this.#host.loginTimeoutMs,
+    });
   }
 
   get bindings(): ReadonlyMap<string, BindingRuntime> {

@@ -97,6 +97,16 @@ describe("gateway config", () => {
     }
   });
 
+  it("reads the gateway-wide loginTimeoutMs, and refuses one that is not a positive whole number of ms", () => {
+    assert.equal(parseGatewayConfig(minimal, "g").loginTimeoutMs, undefined, "unset: the gateway's default");
+    assert.equal(parseGatewayConfig({ ...minimal, loginTimeoutMs: 5_000 }, "g").loginTimeoutMs, 5_000);
+    for (const bad of [0, -1, 1.5, "60s", null, 604_800_001]) {
+      assert.deepEqual(problemsOf({ ...minimal, loginTimeoutMs: bad }), [
+        `loginTimeoutMs: ${JSON.stringify(bad)} is not valid; expected an integer from 1 to 604800000`,
+      ]);
+    }
+  });
+
   it("rejects two bindings with the same id or client database", () => {
     const twice = { bindings: [minimal.bindings[0], minimal.bindings[0]] };
     const text = problemsOf(twice).join("\n");
