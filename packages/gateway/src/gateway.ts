@@ -6,6 +6,7 @@ import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
 import { DEFAULT_LOGIN_TIMEOUT_MS, type GatewayConfig } from "./config.js";
+import { diffBindings } from "./config-diff.js";
 import type { ConfigSource } from "./config-source.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
 import type { ServerConnection } from "./server-connection.js";
@@ -109,8 +110,14 @@ export class Gateway {
    * Applies a config without dropping healthy connections: new bindings start, removed ones stop, and
    * a binding whose origin or pool settings changed gets a fresh pool for new transactions while
    * running ones finish on the old. A new login timeout applies to clients that connect from now on.
+   * Logs `config_applied` with every client database, and the ids of the bindings added, removed and
+   * changed (with the names of the changed fields, never their values).
    */
   apply(config: GatewayConfig): void {
+    const changes = diffBindings(
+      [...this.#bindings.values()].map((runtime) => runtime.config),
+      config.bindings,
+    );
     this.#host.loginTimeoutMs =
       this.#options.loginTimeoutMs ?? config.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS;
     const next = new Map(config.bindings.map((b) => [b.database, b]));
@@ -135,6 +142,7 @@ export class Gateway {
     }
     this.#host.log("config_applied", {
       bindings: [...this.#bindings.keys()],
+      ...changes,
       loginTimeoutMs: this.#host.loginTimeoutMs,
     });
   }
