@@ -34,12 +34,13 @@ import {
 import type { AdminConsole } from "./admin-console.js";
 import type { BindingRuntime } from "./binding-runtime.js";
 import type { ClientCredential } from "./config.js";
+import { NativeSocket, type RelaySocket } from "./native-sockets.js";
 import { PoolError } from "./pool.js";
 import { PreparedStatements } from "./prepared.js";
 import { ResponseWalker } from "./response-walker.js";
 import type { ServerConnection } from "./server-connection.js";
 import { inspectStatement, mayNeedInspection, refusalQuery } from "./session-features.js";
-import { SocketWriter } from "./socket-writes.js";
+import { type RelayWriter, relayWriter } from "./socket-writes.js";
 import {
   buildSetQuery,
   decodeParameterStatus,
@@ -92,9 +93,9 @@ export class ClientSession {
   readonly processId = randomInt(1, 2 ** 31 - 1);
   readonly secretKey = randomBytes(4);
   readonly connectedAt = Date.now();
-  #socket: net.Socket;
-  /** Writes relayed results to #socket (see {@link SocketWriter}). */
-  #writer: SocketWriter;
+  #socket: RelaySocket;
+  /** Writes relayed results to #socket (see {@link relayWriter}). */
+  #writer: RelayWriter;
   readonly #host: SessionHost;
   readonly #framer: MessageFramer;
   #state: State = "startup";
@@ -150,9 +151,9 @@ export class ClientSession {
   /** Frames in #dropsStatements not yet staged: skips the WeakSet lookup for every other message. */
   #dropsPending = 0;
 
-  constructor(socket: net.Socket, host: SessionHost) {
+  constructor(socket: RelaySocket, host: SessionHost) {
     this.#socket = socket;
-    this.#writer = new SocketWriter(socket);
+    this.#writer = relayWriter(socket);
     this.#host = host;
     this.#framer = new MessageFramer({ startup: true, maxMessageLength: host.maxClientMessage });
     this.#loginTimer = setTimeout(() => {
@@ -202,7 +203,7 @@ export class ClientSession {
     this.#close();
   }
 
-  #listen(socket: net.Socket): void {
+  #listen(socket: RelaySocket): void {
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", () => this.#close());
     socket.on("close", () => this.#close());
@@ -261,9 +262,11 @@ export class ClientSession {
         this.#socket.write("S");
         const plain = this.#socket;
         plain.removeAllListeners("data");
-        const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: context });
+        // TLS runs on Node's sockets: a native one hands its connection back first.
+        const underlying = plain instanceof NativeSocket ? plain.release() : (plain as net.Socket);
+        const secure = new tls.TLSSocket(underlying, { isServer: true, secureContext: context });
         this.#socket = secure;
-        this.#writer = new SocketWriter(secure);
+        this.#writer = relayWriter(secure);
         this.#listen(secure);
         return;
       }

@@ -8,6 +8,7 @@ import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
 import { DEFAULT_LOGIN_TIMEOUT_MS, type GatewayConfig } from "./config.js";
 import { diffBindings } from "./config-diff.js";
 import type { ConfigSource } from "./config-source.js";
+import { nativeSocketLayer } from "./native-sockets.js";
 import { connectTcp, negotiateOriginTls } from "./origin-socket.js";
 import type { ServerConnection } from "./server-connection.js";
 import { adoptClientSocket } from "./socket-reads.js";
@@ -77,7 +78,7 @@ export class Gateway {
         : undefined,
     };
     this.#server = net.createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
-      const socket = adoptClientSocket(accepted);
+      const socket = nativeSocketLayer()?.adopt(accepted) ?? adoptClientSocket(accepted);
       socket.setNoDelay(true);
       const session = new ClientSession(socket, this.#host);
       this.#connections.add(session);

@@ -20,10 +20,11 @@ import {
   TransactionStatus,
 } from "@pgbind/protocol";
 import type { OriginConfig } from "./config.js";
+import { nativeSocketLayer, type RelaySocket } from "./native-sockets.js";
 import { connectTcp, negotiateOriginTls, OriginConnectError, withConnectRetry } from "./origin-socket.js";
 import type { Poolable } from "./pool.js";
 import { ResponseWalker } from "./response-walker.js";
-import { SocketWriter } from "./socket-writes.js";
+import { type RelayWriter, relayWriter } from "./socket-writes.js";
 import { type TrackedParameter, trackedValues } from "./tracked-parameters.js";
 
 /** SQLSTATEs that mean "the origin is not ready yet; try again" (starting up, shutting down, too many connections). */
@@ -43,8 +44,8 @@ let nextId = 1;
  */
 export class ServerConnection implements Poolable {
   readonly id = nextId++;
-  readonly socket: net.Socket;
-  readonly #writer: SocketWriter;
+  readonly socket: RelaySocket;
+  readonly #writer: RelayWriter;
   /** ParameterStatus values the origin reported at start-up. */
   readonly parameters: ReadonlyMap<string, string>;
   readonly processId: number;
@@ -65,13 +66,13 @@ export class ServerConnection implements Poolable {
 
   /** Use {@link ServerConnection.connect}. @internal */
   constructor(
-    socket: net.Socket,
+    socket: RelaySocket,
     origin: OriginConfig,
     parameters: Map<string, string>,
     key: { processId: number; secretKey: Buffer },
   ) {
     this.socket = socket;
-    this.#writer = new SocketWriter(socket);
+    this.#writer = relayWriter(socket);
     this.origin = origin;
     this.parameters = parameters;
     this.processId = key.processId;
@@ -280,7 +281,8 @@ function startup(
             cleanup();
             resolve(
               new ServerConnection(
-                socket,
+                // Past start-up the connection only relays: the native layer serves it if it can.
+                nativeSocketLayer()?.adopt(socket) ?? socket,
                 origin,
                 parameters,
                 key ?? { processId: 0, secretKey: Buffer.alloc(4) },

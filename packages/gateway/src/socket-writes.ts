@@ -1,4 +1,5 @@
 import type net from "node:net";
+import { NativeSocket, type RelaySocket } from "./native-sockets.js";
 
 type StreamWrite = (chunk: Buffer, encoding: string, done: (error?: Error | null) => void) => void;
 
@@ -56,4 +57,14 @@ export class SocketWriter {
     this.#needDrain = true;
     return false;
   }
+}
+
+/** Where relayed bytes are written: `write()` false means "wait for `'drain'`". */
+export interface RelayWriter {
+  write(data: Buffer): boolean;
+}
+
+/** The cheapest way to write to `socket`: a native socket writes directly already. */
+export function relayWriter(socket: RelaySocket): RelayWriter {
+  return socket instanceof NativeSocket ? socket : new SocketWriter(socket as net.Socket);
 }

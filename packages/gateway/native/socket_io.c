@@ -1,0 +1,445 @@
+// The gateway's native socket layer: TCP connections adopted from Node (by file descriptor) and
+// served by libuv handles on Node's own loop. Reads land in one arena and reach JavaScript as a
+// single callback per loop iteration listing every read, end, drain and close; writes are direct
+// calls that try the kernel at once. Node's per-read C++ -> JS callback and per-write stream
+// machinery are most of a relayed transaction's user-space CPU; this layer batches the first and
+// skips the second. Protocol logic stays in JavaScript.
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define ARENA_SIZE (2 * 1024 * 1024)
+#define READ_SLICE (64 * 1024)
+#define MAX_EVENTS 16384
+#define EVENT_INTS 4
+
+// Event kinds, mirrored in native-sockets.ts.
+enum { EV_DATA = 1, EV_END = 2, EV_DRAIN = 3, EV_CLOSE = 4 };
+
+typedef struct io_state io_state;
+
+typedef struct conn {
+  uv_tcp_t tcp;
+  int32_t id;
+  io_state* io;
+  bool reading;
+  bool closing;
+  bool starved;  // stopped for want of arena space; restarted after the next flush
+  bool released; // the descriptor went back to Node: no close event
+} conn;
+
+struct io_state {
+  napi_env env;
+  uv_loop_t* loop;
+  char* arena;
+  size_t used;
+  int32_t* events;
+  int nevents;
+  bool flushing;
+  napi_ref callback;
+  napi_async_context async;
+  uv_check_t check;
+  bool started;
+  conn** conns;    // by id; NULL once closed
+  uint8_t* taken;  // id in use until JavaScript has seen its close event
+  int32_t capacity;
+  int32_t next_hint;
+  int32_t starved;  // how many connections wait for arena space
+};
+
+static void push_event(io_state* io, int32_t kind, int32_t id, int32_t a, int32_t b) {
+  if (io->nevents >= MAX_EVENTS) {
+    // Every event is pushed from a libuv callback and flushed at the end of the loop iteration; an
+    // iteration with this many is a bug, not load (reads stop when the arena is full).
+    abort();
+  }
+  int32_t* e = io->events + EVENT_INTS * io->nevents++;
+  e[0] = kind;
+  e[1] = id;
+  e[2] = a;
+  e[3] = b;
+}
+
+static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+
+static void flush(io_state* io) {
+  if (io->nevents == 0 || io->flushing) return;
+  io->flushing = true;
+  napi_env env = io->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value callback, global, argv[1], result;
+  napi_get_reference_value(env, io->callback, &callback);
+  napi_get_global(env, &global);
+  int count = io->nevents;
+  napi_create_int32(env, count, &argv[0]);
+  napi_status status = napi_make_callback(env, io->async, global, callback, 1, argv, &result);
+  if (status != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  io->nevents = 0;
+  io->used = 0;
+  io->flushing = false;
+  napi_close_handle_scope(env, scope);
+  // Connections that stopped reading for want of space read again now that the arena is free.
+  for (int32_t id = 1; io->starved > 0 && id < io->capacity; id++) {
+    conn* c = io->conns[id];
+    if (c && c->starved) {
+      c->starved = false;
+      io->starved--;
+      if (c->reading && !c->closing) uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read);
+    }
+  }
+}
+
+static void on_check(uv_check_t* check) { flush((io_state*)check->data); }
+
+static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+  (void)suggested;
+  conn* c = (conn*)handle->data;
+  io_state* io = c->io;
+  if (ARENA_SIZE - io->used < READ_SLICE) {
+    // libuv answers a zero-length buffer with UV_ENOBUFS; on_read parks the connection.
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
+  buf->base = io->arena + io->used;
+  buf->len = READ_SLICE;
+}
+
+static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  conn* c = (conn*)stream->data;
+  io_state* io = c->io;
+  if (nread > 0) {
+    push_event(io, EV_DATA, c->id, (int32_t)(buf->base - io->arena), (int32_t)nread);
+    io->used += (size_t)nread;
+  } else if (nread == UV_ENOBUFS) {
+    uv_read_stop(stream);
+    c->starved = true;
+    io->starved++;
+  } else if (nread < 0) {
+    uv_read_stop(stream);
+    c->reading = false;
+    push_event(io, EV_END, c->id, (int32_t)nread, 0);
+  }
+}
+
+static void on_closed(uv_handle_t* handle) {
+  conn* c = (conn*)handle->data;
+  io_state* io = c->io;
+  io->conns[c->id] = NULL;
+  bool released = c->released;
+  int32_t id = c->id;
+  free(c);
+  if (released) {
+    io->taken[id] = 0;
+    return;
+  }
+  // Closes finish after the loop's check phase; deliver at once rather than an iteration later (or
+  // never, if this was the last handle keeping the loop alive).
+  push_event(io, EV_CLOSE, id, 0, 0);
+  flush(io);
+}
+
+static void unstarve(conn* c) {
+  if (!c->starved) return;
+  c->starved = false;
+  c->io->starved--;
+}
+
+static void close_conn(conn* c) {
+  if (c->closing) return;
+  unstarve(c);
+  c->closing = true;
+  c->reading = false;
+  uv_read_stop((uv_stream_t*)&c->tcp);
+  uv_close((uv_handle_t*)&c->tcp, on_closed);
+}
+
+typedef struct {
+  uv_write_t req;
+  conn* c;
+  char data[];
+} write_req;
+
+static void on_written(uv_write_t* req, int status) {
+  write_req* w = (write_req*)req;
+  conn* c = w->c;
+  free(w);
+  if (c->closing) return;
+  if (status < 0 || c->tcp.write_queue_size == 0) push_event(c->io, EV_DRAIN, c->id, status, 0);
+}
+
+static void on_shutdown(uv_shutdown_t* req, int status) {
+  (void)status;
+  conn* c = (conn*)req->data;
+  free(req);
+  close_conn(c);
+}
+
+// A duplicate closed on exec, as Node's own sockets are: a child process (a restarted origin, a
+// served backend) must not inherit client connections and hold them open.
+static int duplicate(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 0); }
+
+static io_state* state(napi_env env) {
+  io_state* io = NULL;
+  napi_get_instance_data(env, (void**)&io);
+  return io;
+}
+
+static napi_value int_value(napi_env env, int32_t x) {
+  napi_value v;
+  napi_create_int32(env, x, &v);
+  return v;
+}
+
+static int32_t arg_int(napi_env env, napi_callback_info info, size_t index, napi_value* rest) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t value = 0;
+  if (index < argc) napi_get_value_int32(env, argv[index], &value);
+  if (rest) *rest = argc > 1 ? argv[1] : NULL;
+  return value;
+}
+
+static conn* find(io_state* io, int32_t id) {
+  return id > 0 && id < io->capacity ? io->conns[id] : NULL;
+}
+
+static int32_t take_id(io_state* io) {
+  for (int32_t pass = 0; pass < 2; pass++) {
+    for (int32_t id = io->next_hint; id < io->capacity; id++) {
+      if (!io->taken[id]) {
+        io->next_hint = id + 1;
+        return id;
+      }
+    }
+    io->next_hint = 1;
+  }
+  int32_t old = io->capacity;
+  int32_t grown = old * 2;
+  conn** conns = realloc(io->conns, (size_t)grown * sizeof(conn*));
+  uint8_t* taken = realloc(io->taken, (size_t)grown);
+  if (!conns || !taken) abort();
+  memset(conns + old, 0, (size_t)(grown - old) * sizeof(conn*));
+  memset(taken + old, 0, (size_t)(grown - old));
+  io->conns = conns;
+  io->taken = taken;
+  io->capacity = grown;
+  io->next_hint = old + 1;
+  return old;
+}
+
+// start(onEvents) -> [arena: Buffer, events: Int32Array]
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  io_state* io = state(env);
+  if (io->started || argc < 1) {
+    napi_throw_error(env, "PGBIND_NATIVE_IO", "the native socket layer starts once, with a callback");
+    return NULL;
+  }
+  io->started = true;
+  napi_create_reference(env, argv[0], 1, &io->callback);
+  napi_value name, arena, events_buffer, events, out;
+  napi_create_string_utf8(env, "pgbind.sockets", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &io->async);
+  napi_create_external_buffer(env, ARENA_SIZE, io->arena, NULL, NULL, &arena);
+  napi_create_external_arraybuffer(env, io->events, MAX_EVENTS * EVENT_INTS * sizeof(int32_t), NULL, NULL,
+                                   &events_buffer);
+  napi_create_typedarray(env, napi_int32_array, MAX_EVENTS * EVENT_INTS, events_buffer, 0, &events);
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, arena);
+  napi_set_element(env, out, 1, events);
+  uv_check_init(io->loop, &io->check);
+  io->check.data = io;
+  uv_check_start(&io->check, on_check);
+  // The check only delivers events; open connections keep the loop alive, as Node's sockets do.
+  uv_unref((uv_handle_t*)&io->check);
+  return out;
+}
+
+// adopt(fd) -> id > 0, or a negative errno. Serves a duplicate of `fd`; the caller closes its own.
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  int32_t fd = arg_int(env, info, 0, NULL);
+  int copy = duplicate(fd);
+  if (copy < 0) return int_value(env, -errno);
+  conn* c = calloc(1, sizeof(conn));
+  if (!c) {
+    close(copy);
+    return int_value(env, UV_ENOMEM);
+  }
+  int rc = uv_tcp_init(io->loop, &c->tcp);
+  if (rc == 0) rc = uv_tcp_open(&c->tcp, copy);
+  if (rc != 0) {
+    close(copy);
+    free(c);
+    return int_value(env, rc);
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->io = io;
+  c->tcp.data = c;
+  c->id = take_id(io);
+  io->conns[c->id] = c;
+  io->taken[c->id] = 1;
+  return int_value(env, c->id);
+}
+
+static napi_value js_read_start(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  if (!c || c->closing) return int_value(env, UV_EBADF);
+  c->reading = true;
+  if (c->starved) return int_value(env, 0);
+  return int_value(env, uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read));
+}
+
+static napi_value js_read_stop(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  if (!c) return int_value(env, UV_EBADF);
+  c->reading = false;
+  unstarve(c);
+  return int_value(env, uv_read_stop((uv_stream_t*)&c->tcp));
+}
+
+// write(id, bytes) -> 0 written, 1 queued (a drain event follows), or a negative errno.
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  napi_value bytes;
+  conn* c = find(io, arg_int(env, info, 0, &bytes));
+  if (!c || c->closing) return int_value(env, UV_EBADF);
+  void* data = NULL;
+  size_t length = 0;
+  if (!bytes || napi_get_buffer_info(env, bytes, &data, &length) != napi_ok) {
+    napi_throw_type_error(env, "PGBIND_NATIVE_IO", "write() takes a Buffer");
+    return NULL;
+  }
+  if (length == 0) return int_value(env, 0);
+  size_t done = 0;
+  if (c->tcp.write_queue_size == 0) {
+    uv_buf_t buf = uv_buf_init((char*)data, (unsigned int)length);
+    int n = uv_try_write((uv_stream_t*)&c->tcp, &buf, 1);
+    if (n == (int)length) return int_value(env, 0);
+    if (n < 0 && n != UV_EAGAIN) return int_value(env, n);
+    if (n > 0) done = (size_t)n;
+  }
+  // The rest is copied: the caller's buffer may be the read arena, reused after this turn.
+  size_t rest = length - done;
+  write_req* w = malloc(sizeof(write_req) + rest);
+  if (!w) return int_value(env, UV_ENOMEM);
+  w->c = c;
+  memcpy(w->data, (char*)data + done, rest);
+  uv_buf_t buf = uv_buf_init(w->data, (unsigned int)rest);
+  int rc = uv_write(&w->req, (uv_stream_t*)&c->tcp, &buf, 1, on_written);
+  if (rc < 0) {
+    free(w);
+    return int_value(env, rc);
+  }
+  return int_value(env, 1);
+}
+
+// end(id): shuts down the sending side once queued writes are out, then closes.
+static napi_value js_end(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  if (!c || c->closing) return int_value(env, UV_EBADF);
+  uv_shutdown_t* req = malloc(sizeof(uv_shutdown_t));
+  if (!req) {
+    close_conn(c);
+    return int_value(env, UV_ENOMEM);
+  }
+  req->data = c;
+  int rc = uv_shutdown(req, (uv_stream_t*)&c->tcp, on_shutdown);
+  if (rc < 0) {
+    free(req);
+    close_conn(c);
+  }
+  return int_value(env, rc);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  if (!c) return int_value(env, UV_EBADF);
+  close_conn(c);
+  return int_value(env, 0);
+}
+
+// release(id) -> a new descriptor for the connection (for Node to serve, e.g. to start TLS), or a
+// negative errno. The native handle closes without a close event.
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  if (!c || c->closing) return int_value(env, UV_EBADF);
+  uv_os_fd_t fd;
+  int rc = uv_fileno((uv_handle_t*)&c->tcp, &fd);
+  if (rc < 0) return int_value(env, rc);
+  int copy = duplicate(fd);
+  if (copy < 0) return int_value(env, -errno);
+  c->released = true;
+  close_conn(c);
+  return int_value(env, copy);
+}
+
+// forget(id): JavaScript has seen the close event; the id may be reused.
+static napi_value js_forget(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  int32_t id = arg_int(env, info, 0, NULL);
+  if (id > 0 && id < io->capacity && !io->conns[id]) io->taken[id] = 0;
+  return NULL;
+}
+
+static void finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)hint;
+  io_state* io = (io_state*)data;
+  // Node tears the loop down after this; handles still open are closed with it.
+  free(io->conns);
+  free(io->taken);
+}
+
+NAPI_MODULE_INIT() {
+  io_state* io = calloc(1, sizeof(io_state));
+  if (!io) return NULL;
+  io->env = env;
+  napi_get_uv_event_loop(env, &io->loop);
+  io->arena = malloc(ARENA_SIZE);
+  io->events = malloc(MAX_EVENTS * EVENT_INTS * sizeof(int32_t));
+  io->capacity = 256;
+  io->conns = calloc((size_t)io->capacity, sizeof(conn*));
+  io->taken = calloc((size_t)io->capacity, 1);
+  io->taken[0] = 1;
+  io->next_hint = 1;
+  if (!io->arena || !io->events || !io->conns || !io->taken) return NULL;
+  napi_set_instance_data(env, io, finalize, NULL);
+  napi_property_descriptor props[] = {
+      {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
+      {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"readStart", NULL, js_read_start, NULL, NULL, NULL, napi_default, NULL},
+      {"readStop", NULL, js_read_stop, NULL, NULL, NULL, napi_default, NULL},
+      {"write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
+      {"end", NULL, js_end, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
+      {"forget", NULL, js_forget, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

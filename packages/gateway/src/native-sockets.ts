@@ -1,0 +1,309 @@
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
+import net from "node:net";
+import { getSystemErrorName } from "node:util";
+
+/**
+ * What the gateway needs of a connection's socket: Node's `net.Socket` has it, and so does
+ * {@link NativeSocket}.
+ */
+export interface RelaySocket {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  write(data: Buffer | string): boolean;
+  end(): unknown;
+  end(data: Buffer): unknown;
+  destroy(error?: Error): unknown;
+  destroySoon?(): void;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+  setNoDelay(noDelay?: boolean): unknown;
+  cork(): void;
+  uncork(): void;
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  on(event: "close" | "drain" | "end", listener: () => void): unknown;
+  once(event: "error", listener: (error: Error) => void): unknown;
+  once(event: "close" | "drain" | "end", listener: () => void): unknown;
+  removeListener(event: "data", listener: (chunk: Buffer) => void): unknown;
+  removeListener(event: "error", listener: (error: Error) => void): unknown;
+  removeListener(event: "close" | "drain" | "end", listener: () => void): unknown;
+  removeAllListeners(event?: string): unknown;
+}
+
+/** The addon's functions (native/socket_io.c). */
+interface SocketIoAddon {
+  start(onEvents: (count: number) => void): [Buffer, Int32Array];
+  adopt(fd: number): number;
+  readStart(id: number): number;
+  readStop(id: number): number;
+  write(id: number, data: Buffer): number;
+  end(id: number): number;
+  close(id: number): number;
+  release(id: number): number;
+  forget(id: number): void;
+}
+
+/** Event kinds in the addon's event list, four int32 each: kind, id, a, b. */
+const SocketEvent = { Data: 1, End: 2, Drain: 3, Close: 4 } as const;
+const UV_EOF = -4095;
+
+function errnoError(code: number, syscall: string): NodeJS.ErrnoException {
+  const name = getSystemErrorName(code);
+  const error: NodeJS.ErrnoException = new Error(`${syscall} ${name}`);
+  error.code = name;
+  error.errno = code;
+  error.syscall = syscall;
+  return error;
+}
+
+/**
+ * A TCP connection served by the native socket layer. Behaves as the parts of `net.Socket` the gateway
+ * uses: `'data'` (a Buffer the listener may keep), `'end'`, `'drain'`, `'error'`, `'close'`;
+ * `write()` returns false when the kernel did not take everything (then `'drain'`); the other side
+ * ending closes it (no half-open connections, as `net.Socket`'s default).
+ */
+export class NativeSocket extends EventEmitter implements RelaySocket {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly #layer: NativeSocketLayer;
+  readonly #addon: SocketIoAddon;
+  readonly #id: number;
+  #destroyed = false;
+  #ending = false;
+  #paused = false;
+  #needDrain = false;
+
+  /** Use {@link NativeSocketLayer.adopt}. @internal */
+  constructor(layer: NativeSocketLayer, addon: SocketIoAddon, id: number, from: net.Socket) {
+    super();
+    this.#layer = layer;
+    this.#addon = addon;
+    this.#id = id;
+    this.remoteAddress = from.remoteAddress;
+    this.remotePort = from.remotePort;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  get writable(): boolean {
+    return !this.#destroyed && !this.#ending;
+  }
+
+  write(data: Buffer | string): boolean {
+    if (!this.writable) return false;
+    const result = this.#addon.write(this.#id, typeof data === "string" ? Buffer.from(data) : data);
+    if (result === 0) return true;
+    if (result === 1) {
+      this.#needDrain = true;
+      return false;
+    }
+    this.destroy(errnoError(result, "write"));
+    return false;
+  }
+
+  /** Sends `data`, then shuts down the sending side once everything queued is out, then closes. */
+  end(data?: Buffer): this {
+    if (data) this.write(data);
+    if (!this.writable) return this;
+    this.#ending = true;
+    this.#addon.end(this.#id);
+    return this;
+  }
+
+  destroySoon(): void {
+    this.end();
+  }
+
+  destroy(error?: Error): this {
+    if (this.#destroyed) return this;
+    this.#destroyed = true;
+    this.#addon.close(this.#id);
+    if (error) process.nextTick(() => this.emit("error", error));
+    return this;
+  }
+
+  pause(): this {
+    if (!this.#paused && !this.#destroyed) this.#addon.readStop(this.#id);
+    this.#paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (this.#paused && !this.#destroyed) this.#addon.readStart(this.#id);
+    this.#paused = false;
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /** Nagle is off from adoption on. */
+  setNoDelay(): this {
+    return this;
+  }
+
+  /** Writes are not corked: each goes to the kernel (or the queue behind it) in order. */
+  cork(): void {}
+
+  uncork(): void {}
+
+  /**
+   * Hands the connection back to Node as a `net.Socket` (to start TLS on it, say). This object is
+   * finished afterwards, without a `'close'` event.
+   */
+  release(): net.Socket {
+    const fd = this.#addon.release(this.#id);
+    if (fd < 0) throw errnoError(fd, "release");
+    this.#destroyed = true;
+    this.#layer.forgetReleased(this.#id);
+    const socket = new net.Socket({ fd, readable: true, writable: true });
+    // Whoever watched this connection close still learns when it does.
+    socket.once("close", () => this.emit("close", false));
+    return socket;
+  }
+
+  /** @internal */
+  onEnd(code: number): void {
+    if (code !== UV_EOF) {
+      this.destroy(errnoError(code, "read"));
+      return;
+    }
+    this.emit("end");
+    // As net.Socket without allowHalfOpen: the other side is done, so are we.
+    if (!this.#destroyed) this.end();
+  }
+
+  /** @internal */
+  onDrain(status: number): void {
+    if (status < 0) {
+      this.destroy(errnoError(status, "write"));
+      return;
+    }
+    if (this.#needDrain && !this.#destroyed) {
+      this.#needDrain = false;
+      this.emit("drain");
+    }
+  }
+
+  /** @internal */
+  onClose(): void {
+    this.#destroyed = true;
+    this.emit("close", false);
+  }
+}
+
+/**
+ * The native socket layer of this Node environment (the addon keeps one arena and one event list per
+ * environment, so this is one object per process or worker).
+ */
+export class NativeSocketLayer {
+  readonly #addon: SocketIoAddon;
+  readonly #sockets = new Map<number, NativeSocket>();
+  readonly #arena: Buffer;
+  readonly #events: Int32Array;
+
+  constructor(addon: SocketIoAddon) {
+    this.#addon = addon;
+    [this.#arena, this.#events] = addon.start((count) => this.#dispatch(count));
+  }
+
+  /**
+   * Moves a connected plain TCP socket to the native layer: the new socket serves a duplicate of its
+   * descriptor and `socket` is destroyed. Returns undefined (and leaves `socket` alone) for a socket
+   * that cannot move: TLS, not connected, or with bytes still queued.
+   */
+  adopt(socket: net.Socket): NativeSocket | undefined {
+    if ((socket as { encrypted?: boolean }).encrypted || socket.writableLength > 0) return undefined;
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== "number" || fd < 0) return undefined;
+    const id = this.#addon.adopt(fd);
+    if (id <= 0) return undefined;
+    const adopted = new NativeSocket(this, this.#addon, id, socket);
+    this.#sockets.set(id, adopted);
+    socket.destroy();
+    this.#addon.readStart(id);
+    return adopted;
+  }
+
+  /** @internal */
+  forgetReleased(id: number): void {
+    this.#sockets.delete(id);
+  }
+
+  /** How many connections the layer serves now. */
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  #dispatch(count: number): void {
+    const events = this.#events;
+    let failure: unknown;
+    for (let at = 0; at < count * 4; at += 4) {
+      const id = events[at + 1] as number;
+      const socket = this.#sockets.get(id);
+      if (socket === undefined) continue;
+      // One listener's exception must not lose the rest of the batch (other clients' bytes); it is
+      // rethrown after, as an uncaught exception, as it would be from a net.Socket listener.
+      try {
+        switch (events[at]) {
+          case SocketEvent.Data: {
+            const offset = events[at + 2] as number;
+            const length = events[at + 3] as number;
+            // The arena is reused once this batch returns: listeners get their own copy.
+            const chunk = Buffer.allocUnsafe(length);
+            this.#arena.copy(chunk, 0, offset, offset + length);
+            if (!socket.destroyed) socket.emit("data", chunk);
+            break;
+          }
+          case SocketEvent.End:
+            socket.onEnd(events[at + 2] as number);
+            break;
+          case SocketEvent.Drain:
+            socket.onDrain(events[at + 2] as number);
+            break;
+          case SocketEvent.Close:
+            this.#sockets.delete(id);
+            this.#addon.forget(id);
+            socket.onClose();
+            break;
+        }
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) {
+      process.nextTick(() => {
+        throw failure;
+      });
+    }
+  }
+}
+
+let layer: NativeSocketLayer | null | undefined;
+
+/**
+ * The native socket layer, or undefined where it is not built (no C compiler at install) or turned off
+ * with `PGBIND_GATEWAY_SOCKETS=node`. Loaded on first use.
+ */
+export function nativeSocketLayer(): NativeSocketLayer | undefined {
+  if (layer === undefined) {
+    layer = null;
+    if (process.env.PGBIND_GATEWAY_SOCKETS !== "node" && process.platform !== "win32") {
+      try {
+        const require = createRequire(import.meta.url);
+        const addon = require("../native/build/Release/pgbind_socket_io.node") as SocketIoAddon;
+        layer = new NativeSocketLayer(addon);
+      } catch {
+        layer = null;
+      }
+    }
+  }
+  return layer ?? undefined;
+}

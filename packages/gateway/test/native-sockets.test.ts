@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import { NativeSocket, type NativeSocketLayer, nativeSocketLayer } from "../src/native-sockets.ts";
+
+let server: net.Server;
+let port: number;
+const accepted: net.Socket[] = [];
+
+before(async () => {
+  server = net.createServer({ pauseOnConnect: true }, (socket) => accepted.push(socket));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  port = (server.address() as net.AddressInfo).port;
+});
+after(() => server.close());
+
+/** A native socket on our side of a loopback connection, and the plain peer (paused). */
+async function nativePair(): Promise<{ near: NativeSocket; far: net.Socket }> {
+  const layer = nativeSocketLayer() as NativeSocketLayer;
+  const far = net.connect(port, "127.0.0.1");
+  await once(far, "connect");
+  while (accepted.length === 0) await new Promise((resolve) => setImmediate(resolve));
+  const near = layer.adopt(accepted.shift() as net.Socket);
+  assert.ok(near instanceof NativeSocket);
+  far.pause();
+  return { near, far };
+}
+
+function collect(socket: NativeSocket | net.Socket, bytes: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  return new Promise((resolve) => {
+    const onData = (chunk: Buffer) => {
+      parts.push(chunk);
+      total += chunk.length;
+      if (total >= bytes) {
+        socket.removeListener("data", onData);
+        resolve(Buffer.concat(parts));
+      }
+    };
+    socket.on("data", onData);
+    socket.resume();
+  });
+}
+
+function pattern(size: number, seed: number): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 0xff;
+  return bytes;
+}
+
+describe("native socket layer", () => {
+  it("is built and loads here (Linux with a C compiler), unless turned off", () => {
+    assert.ok(nativeSocketLayer(), "packages/gateway/native was not built: see scripts/build-native.mjs");
+  });
+
+  it("carries bytes both ways, in order, and reports the peer's address", async () => {
+    const { near, far } = await nativePair();
+    assert.equal(near.remoteAddress, "127.0.0.1");
+    assert.equal(near.remotePort, far.localPort);
+    const sent = pattern(300_000, 7);
+    const arriving = collect(far, sent.length);
+    for (let at = 0; at < sent.length; at += 1000) near.write(sent.subarray(at, at + 1000));
+    assert.ok((await arriving).equals(sent));
+    const back = pattern(500_000, 3);
+    const received = collect(near, back.length);
+    far.write(back);
+    assert.ok((await received).equals(back));
+    near.destroy();
+    far.destroy();
+  });
+
+  it("says false when the peer does not read, drains in order, and pause() stops reading", async () => {
+    const { near, far } = await nativePair();
+    const size = 64 * 1024;
+    let chunks = 0;
+    while (near.write(pattern(size, chunks))) chunks++;
+    chunks++;
+    assert.ok(chunks > 1);
+    const drained = once(near, "drain");
+    const all = collect(far, chunks * size);
+    await drained;
+    const stream = await all;
+    for (let i = 0; i < chunks; i++) {
+      assert.ok(stream.subarray(i * size, (i + 1) * size).equals(pattern(size, i)), `chunk ${i}`);
+    }
+    near.pause();
+    let early = 0;
+    near.on("data", (chunk: Buffer) => {
+      early += chunk.length;
+    });
+    far.write(Buffer.alloc(1000));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(early, 0, "a paused socket delivers nothing");
+    near.resume();
+    while (early < 1000) await new Promise((resolve) => setTimeout(resolve, 5));
+    near.destroy();
+    far.destroy();
+  });
+
+  it("more data in one loop turn than the read arena holds arrives whole on every connection", async () => {
+    const pairs = await Promise.all(Array.from({ length: 24 }, () => nativePair()));
+    const size = 512 * 1024;
+    const results = pairs.map(({ near }) => collect(near, size));
+    for (const [i, { far }] of pairs.entries()) far.write(pattern(size, i));
+    const received = await Promise.all(results);
+    for (const [i, bytes] of received.entries()) assert.ok(bytes.equals(pattern(size, i)), `connection ${i}`);
+    for (const { near, far } of pairs) {
+      near.destroy();
+      far.destroy();
+    }
+  });
+
+  it("the peer ending gives 'end' then 'close'; destroy() closes the peer, even with a child process running", async () => {
+    const { near, far } = await nativePair();
+    const events: string[] = [];
+    near.on("end", () => events.push("end"));
+    const closed = once(near, "close").then(() => events.push("close"));
+    far.end();
+    await closed;
+    assert.deepEqual(events, ["end", "close"]);
+    assert.equal(near.destroyed, true);
+
+    const second = await nativePair();
+    // A child started now must not inherit the connection (close-on-exec) and keep it open.
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const peerEnded = once(second.far, "end");
+      second.far.resume();
+      second.near.destroy();
+      await peerEnded;
+    } finally {
+      child.kill();
+    }
+  });
+
+  it("a write to a reset connection ends in 'error' then 'close', never a throw", async () => {
+    const { near, far } = await nativePair();
+    const errors: Error[] = [];
+    const order: string[] = [];
+    near.on("error", (error) => {
+      errors.push(error);
+      order.push("error");
+    });
+    // Not events.once(): it rejects on 'error', which is expected here.
+    const closed = new Promise<void>((resolve) =>
+      near.on("close", () => {
+        order.push("close");
+        resolve();
+      }),
+    );
+    far.resetAndDestroy();
+    for (let i = 0; i < 100 && !near.destroyed; i++) {
+      near.write(Buffer.alloc(16 * 1024));
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await closed;
+    assert.ok(errors.length <= 1);
+    assert.equal(order.at(-1), "close");
+    if (errors[0]) assert.match(String((errors[0] as NodeJS.ErrnoException).code), /^E[A-Z]+$/);
+  });
+
+  it("release() hands the connection back to Node, which keeps using it", async () => {
+    const { near, far } = await nativePair();
+    near.write(Buffer.from("before|"));
+    const plain = near.release();
+    assert.equal(near.destroyed, true);
+    const nearClosed = once(near, "close");
+    plain.write("after");
+    const text = (await collect(far, 12)).toString();
+    assert.equal(text, "before|after");
+    const reply = collect(plain, 4);
+    far.write("pong");
+    assert.equal((await reply).toString(), "pong");
+    plain.destroy();
+    far.destroy();
+    await nearClosed;
+  });
+});
