@@ -50,6 +50,7 @@ struct io_state {
   int32_t capacity;
   int32_t next_hint;
   int32_t starved;  // how many connections wait for arena space
+  bool closing;     // the environment is going away: no more calls into JavaScript
 };
 
 static void push_event(io_state* io, int32_t kind, int32_t id, int32_t a, int32_t b) {
@@ -69,7 +70,7 @@ static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
 static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
 
 static void flush(io_state* io) {
-  if (io->nevents == 0 || io->flushing) return;
+  if (io->nevents == 0 || io->flushing || io->closing) return;
   io->flushing = true;
   napi_env env = io->env;
   napi_handle_scope scope;
@@ -141,7 +142,7 @@ static void on_closed(uv_handle_t* handle) {
   conn* c = (conn*)handle->data;
   io_state* io = c->io;
   io->conns[c->id] = NULL;
-  bool released = c->released;
+  bool released = c->released || io->closing;
   int32_t id = c->id;
   free(c);
   if (released) {
@@ -406,13 +407,20 @@ static napi_value js_forget(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static void finalize(napi_env env, void* data, void* hint) {
-  (void)env;
-  (void)hint;
+// The environment is going away (process exit, or a worker thread ending, whose loop must have no
+// open handles left): close every handle without calling into JavaScript. The state itself stays
+// allocated, since close callbacks still reach it.
+static void cleanup(void* data) {
   io_state* io = (io_state*)data;
-  // Node tears the loop down after this; handles still open are closed with it.
-  free(io->conns);
-  free(io->taken);
+  io->closing = true;
+  io->nevents = 0;
+  if (io->started) {
+    uv_check_stop(&io->check);
+    uv_close((uv_handle_t*)&io->check, NULL);
+  }
+  for (int32_t id = 1; id < io->capacity; id++) {
+    if (io->conns[id]) close_conn(io->conns[id]);
+  }
 }
 
 NAPI_MODULE_INIT() {
@@ -428,7 +436,8 @@ NAPI_MODULE_INIT() {
   io->taken[0] = 1;
   io->next_hint = 1;
   if (!io->arena || !io->events || !io->conns || !io->taken) return NULL;
-  napi_set_instance_data(env, io, finalize, NULL);
+  napi_set_instance_data(env, io, NULL, NULL);
+  napi_add_env_cleanup_hook(env, cleanup, io);
   napi_property_descriptor props[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
 import { NativeSocket, type NativeSocketLayer, nativeSocketLayer } from "../src/native-sockets.ts";
 
 let server: net.Server;
@@ -178,5 +179,13 @@ describe("native socket layer", () => {
     plain.destroy();
     far.destroy();
     await nearClosed;
+  });
+
+  it("a worker thread that ends with native connections open ends cleanly", async () => {
+    const worker = new Worker(new URL("./fixtures/native-worker.mjs", import.meta.url));
+    const [message] = await once(worker, "message");
+    assert.equal(message, "adopted");
+    const [code] = await once(worker, "exit");
+    assert.equal(code, 0);
   });
 });
