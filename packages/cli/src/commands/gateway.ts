@@ -16,6 +16,7 @@ import {
   type GatewayLog,
   MAX_TIMEOUT_MS,
   type MetricsServer,
+  nativeSocketLayer,
   ORIGIN_SSL_MODES,
   type OriginSslMode,
   startMetricsServer,
@@ -241,6 +242,8 @@ export const gatewayCommand: Command = async (argv, io) => {
     tls: clientTls ? (clientTls.rootCertFile === undefined ? "certificate" : "self-signed") : "off",
     watch: quick === undefined && !values["no-watch"],
     admin: adminCredentials !== undefined,
+    // Which socket layer serves plain-TCP connections: "node" where the native one is not built.
+    sockets: nativeSocketLayer() ? "native" : "node",
   });
   if (adminCredentials) {
     io.stdout(
