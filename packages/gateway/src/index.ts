@@ -4,7 +4,7 @@ export * from "./config.js";
 export * from "./config-source.js";
 export { Gateway, type GatewayLog, type GatewayOptions } from "./gateway.js";
 export { createMetricsRegistry, type MetricsServer, startMetricsServer } from "./metrics.js";
-export { NativeSocket, nativeSocketLayer, type RelaySocket } from "./native-sockets.js";
+export { nativeSocketLayer } from "./native-sockets.js";
 export { PoolError, ServerPool } from "./pool.js";
 export {
   createSelfSignedCertificate,

@@ -237,11 +237,6 @@ export class NativeSocketLayer {
     this.#sockets.delete(id);
   }
 
-  /** How many connections the layer serves now. */
-  get size(): number {
-    return this.#sockets.size;
-  }
-
   #dispatch(count: number): void {
     const events = this.#events;
     let failure: unknown;

@@ -45,6 +45,18 @@ function client(overrides: Partial<pg.ClientConfig> = {}) {
   return c;
 }
 
+/** A postgres.js client of the test binding, as {@link client} is for pg. */
+function sqlClient(options: postgres.Options<Record<string, postgres.PostgresType>> = {}) {
+  return postgres({
+    host: "127.0.0.1",
+    port,
+    user: "app",
+    pass: CLIENT_PASSWORD,
+    database: "appdb",
+    ...options,
+  });
+}
+
 before(async () => {
   const pki = await createTestPki();
   caCert = pki.caCert;
@@ -198,14 +210,7 @@ describe("gateway with real drivers", () => {
     assert.deepEqual(rows, [{ n: 0 }]);
     await c.end();
 
-    const sql = postgres({
-      host: "127.0.0.1",
-      port,
-      user: "app",
-      pass: CLIENT_PASSWORD,
-      database: "appdb",
-      max: 1,
-    });
+    const sql = sqlClient({ max: 1 });
     try {
       await assert.rejects(sql`select pg_advisory_lock(${5})`, (e: { code?: string }) => e.code === "0A000");
       await assert.rejects(sql`prepare p as select 1`, (e: { code?: string }) => e.code === "0A000");
@@ -217,16 +222,7 @@ describe("gateway with real drivers", () => {
   });
 
   it("works with postgres.js: prepared statements, transactions and sql.begin", async () => {
-    const sql = postgres({
-      host: "127.0.0.1",
-      port,
-      user: "app",
-      password: CLIENT_PASSWORD,
-      database: "appdb",
-      max: 3,
-      prepare: false,
-      onnotice: () => {},
-    });
+    const sql = sqlClient({ max: 3, prepare: false, onnotice: () => {} });
     try {
       const [row] = await sql`select ${5}::int * 2 as n`;
       assert.equal(row?.n, 10);
@@ -269,15 +265,7 @@ describe("gateway with real drivers", () => {
   });
 
   it("postgres.js in its default prepared mode works across transactions and clients", async () => {
-    const sql = postgres({
-      host: "127.0.0.1",
-      port,
-      user: "app",
-      password: CLIENT_PASSWORD,
-      database: "appdb",
-      max: 6,
-      onnotice: () => {},
-    });
+    const sql = sqlClient({ max: 6, onnotice: () => {} });
     try {
       for (let round = 0; round < 4; round++) {
         const rows = await Promise.all(
@@ -395,15 +383,7 @@ describe("gateway with real drivers", () => {
   });
 
   it("applies TimeZone and DateStyle from the startup packet, and refuses bad ones as PostgreSQL does (postgres.js)", async () => {
-    const options = {
-      host: "127.0.0.1",
-      port,
-      user: "app",
-      pass: CLIENT_PASSWORD,
-      database: "appdb",
-      max: 1,
-    };
-    const sql = postgres({ ...options, connection: { TimeZone: "America/New_York", DateStyle: "ISO, DMY" } });
+    const sql = sqlClient({ max: 1, connection: { TimeZone: "America/New_York", DateStyle: "ISO, DMY" } });
     try {
       const [row] = await sql`select current_setting('TimeZone') as tz, current_setting('DateStyle') as ds`;
       assert.deepEqual({ ...row }, { tz: "America/New_York", ds: "ISO, DMY" });
@@ -427,15 +407,7 @@ describe("gateway with real drivers", () => {
   });
 
   it("reports the client's own application_name at start-up (postgres.js)", async () => {
-    const sql = postgres({
-      host: "127.0.0.1",
-      port,
-      user: "app",
-      pass: CLIENT_PASSWORD,
-      database: "appdb",
-      connection: { application_name: "from-postgres-js" },
-      max: 1,
-    });
+    const sql = sqlClient({ connection: { application_name: "from-postgres-js" }, max: 1 });
     try {
       const [row] = await sql`select current_setting('application_name') as v`;
       assert.equal(row?.v, "from-postgres-js");
