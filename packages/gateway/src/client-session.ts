@@ -1,4 +1,4 @@
-import { randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type net from "node:net";
 import tls from "node:tls";
 import {
@@ -27,6 +27,7 @@ import {
   parseSASLInitialResponse,
   parseSASLResponse,
   parseStartupMessage,
+  type RandomPool,
   ScramServerSession,
   SSL_REQUEST_CODE,
   TransactionStatus,
@@ -61,6 +62,8 @@ export interface SessionHost {
   /** Forwards a CancelRequest carrying the gateway's own key to the right origin backend. */
   cancel(processId: number, secretKey: Buffer): void;
   readonly mockSecret: Buffer;
+  /** Random bytes for cancel keys and SCRAM nonces, drawn from a block rather than one syscall each. */
+  readonly random: RandomPool;
   /** Client messages larger than this are refused (protects memory). */
   readonly maxClientMessage: number;
   /** Start-up and authentication must be done within this many ms. */
@@ -90,8 +93,8 @@ export const ADMIN_DATABASE = "pgbind";
  * transaction until ReadyForQuery reports idle with every Sync answered.
  */
 export class ClientSession {
-  readonly processId = randomInt(1, 2 ** 31 - 1);
-  readonly secretKey = randomBytes(4);
+  readonly processId: number;
+  readonly secretKey: Buffer;
   readonly connectedAt = Date.now();
   #socket: RelaySocket;
   /** Writes relayed results to #socket (see {@link relayWriter}). */
@@ -155,6 +158,8 @@ export class ClientSession {
     this.#socket = socket;
     this.#writer = relayWriter(socket);
     this.#host = host;
+    this.processId = host.random.positiveInt32();
+    this.secretKey = host.random.bytes(4);
     this.#framer = new MessageFramer({ startup: true, maxMessageLength: host.maxClientMessage });
     this.#loginTimer = setTimeout(() => {
       if (this.#state === "startup" || this.#state === "authenticating") {
@@ -327,7 +332,7 @@ export class ClientSession {
     this.#binding = credential ? binding : undefined;
     this.#generation = binding?.generation ?? 0;
     this.#credentialExpiresAt = credential?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
-    this.#scram = new ScramServerSession(verifier, { user });
+    this.#scram = new ScramServerSession(verifier, { user, random: this.#host.random });
     this.#state = "authenticating";
     this.#socket.write(buildAuthenticationSASL(this.#scram.start()));
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import type tls from "node:tls";
-import { buildCancelRequest } from "@pgbind/protocol";
+import { buildCancelRequest, RandomPool } from "@pgbind/protocol";
 import { AdminConsole } from "./admin-console.js";
 import { BindingRuntime } from "./binding-runtime.js";
 import { ClientSession, type SessionHost, sameKey } from "./client-session.js";
@@ -61,6 +61,7 @@ export class Gateway {
     this.#host = {
       tls: options.tls,
       mockSecret: randomBytes(32),
+      random: new RandomPool(),
       maxClientMessage: options.maxClientMessage ?? 64 * 1024 * 1024,
       loginTimeoutMs: options.loginTimeoutMs ?? DEFAULT_LOGIN_TIMEOUT_MS,
       binding: (database) => this.#bindings.get(database),

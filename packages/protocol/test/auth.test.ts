@@ -18,6 +18,7 @@ import {
   md5PasswordHashFromVerifier,
   md5PasswordVerifier,
   parseScramVerifier,
+  RandomPool,
   SCRAM_SHA_256,
   type ScramAuthFailure,
   ScramClientSession,
@@ -630,6 +631,59 @@ describe("ScramKeyCache", () => {
     const warm = timed();
     assert.equal(cache.size, 1);
     assert.ok(warm < cold / 3, `cached derivation should be much faster (cold ${cold} ms, warm ${warm} ms)`);
+  });
+});
+
+describe("RandomPool", () => {
+  it("hands out every byte once, across refills, in buffers of their own", () => {
+    const pool = new RandomPool(64);
+    const draws = Array.from({ length: 40 }, (_, i) => pool.bytes((i % 7) + 1));
+    for (const [i, draw] of draws.entries()) assert.equal(draw.length, (i % 7) + 1);
+    // A block handed out twice would repeat its bytes: no 8-byte run of 155 random bytes should recur.
+    const all = Buffer.concat(draws);
+    const runs = new Set<string>();
+    for (let i = 0; i + 8 <= all.length; i++) runs.add(all.subarray(i, i + 8).toString("hex"));
+    assert.equal(runs.size, all.length - 7, "random bytes were handed out twice");
+    const kept = Buffer.from(draws[0] as Buffer);
+    for (let i = 0; i < 100; i++) pool.bytes(16);
+    assert.deepEqual(draws[0], kept, "a refill changed bytes already handed out");
+    assert.equal(pool.bytes(0).length, 0);
+    assert.equal(pool.bytes(1000).length, 1000);
+  });
+
+  it("gives positive 31-bit integers, as cancel keys need", () => {
+    const pool = new RandomPool();
+    const values = Array.from({ length: 2000 }, () => pool.positiveInt32());
+    for (const v of values) assert.ok(Number.isInteger(v) && v >= 1 && v <= 2 ** 31 - 1, String(v));
+    assert.ok(
+      values.some((v) => v >= 2 ** 30),
+      "the high bit range is never reached",
+    );
+    assert.ok(new Set(values).size > 1990);
+  });
+
+  it("rejects a bad block size or count, naming the value", () => {
+    assert.throws(() => new RandomPool(8), /blockBytes must be an integer in 64…65536, got 8/);
+    assert.throws(() => new RandomPool(1.5), /got 1.5/);
+    assert.throws(() => new RandomPool().bytes(-1), /count must be a non-negative integer, got -1/);
+  });
+
+  it("serves SCRAM server nonces: fresh per session, and the exchange still verifies", () => {
+    const verifier = createScramVerifier("correct horse");
+    const random = new RandomPool(64);
+    const nonces = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const server = new ScramServerSession(verifier, { random });
+      const client = new ScramClientSession("correct horse", { nonce: "fixed-client-nonce" });
+      const first = client.clientFirst(server.start());
+      const serverFirst = text(okData(server.handleClientFirst(first.mechanism, first.data)));
+      const nonce = /^r=fixed-client-nonce([^,]+),/.exec(serverFirst)?.[1];
+      assert.equal(Buffer.from(nonce ?? "", "base64").length, 18, serverFirst);
+      nonces.add(nonce ?? "");
+      const final = server.handleClientFinal(client.handleServerFirst(bytes(serverFirst)));
+      client.verifyServerFinal(okData(final));
+    }
+    assert.equal(nonces.size, 10);
   });
 });
 

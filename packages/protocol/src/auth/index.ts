@@ -5,6 +5,7 @@ export {
   md5PasswordHashFromVerifier,
   md5PasswordVerifier,
 } from "./md5.js";
+export { RandomPool } from "./random-pool.js";
 export { saslprep, scramPasswordBytes } from "./saslprep.js";
 export {
   type CreateScramVerifierOptions,
