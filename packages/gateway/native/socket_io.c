@@ -1,5 +1,5 @@
-// The gateway's native socket layer: TCP connections adopted from Node (by file descriptor) and
-// served by libuv handles on Node's own loop. Reads land in one arena and reach JavaScript as a
+// The gateway's native socket layer: TCP connections accepted on a listening socket taken over from
+// Node, or adopted from Node (by file descriptor), served by libuv handles on Node's own loop. Reads land in one arena and reach JavaScript as a
 // single callback per loop iteration listing every read, end, drain and close; writes are direct
 // calls that try the kernel at once. Node's per-read C++ -> JS callback and per-write stream
 // machinery are most of a relayed transaction's user-space CPU; this layer batches the first and
@@ -15,11 +15,11 @@
 
 #define ARENA_SIZE (2 * 1024 * 1024)
 #define READ_SLICE (64 * 1024)
-#define MAX_EVENTS 16384
+#define DEFAULT_MAX_EVENTS 16384
 #define EVENT_INTS 4
 
 // Event kinds, mirrored in native-sockets.ts.
-enum { EV_DATA = 1, EV_END = 2, EV_DRAIN = 3, EV_CLOSE = 4 };
+enum { EV_DATA = 1, EV_END = 2, EV_DRAIN = 3, EV_CLOSE = 4, EV_ACCEPT = 5 };
 
 typedef struct io_state io_state;
 
@@ -31,6 +31,7 @@ typedef struct conn {
   bool closing;
   bool starved;  // stopped for want of arena space; restarted after the next flush
   bool released; // the descriptor went back to Node: no close event
+  bool listener;  // a listening socket: closes without a close event
 } conn;
 
 struct io_state {
@@ -40,6 +41,7 @@ struct io_state {
   size_t used;
   int32_t* events;
   int nevents;
+  int max_events;
   bool flushing;
   napi_ref callback;
   napi_async_context async;
@@ -53,17 +55,20 @@ struct io_state {
   bool closing;     // the environment is going away: no more calls into JavaScript
 };
 
+static void flush(io_state* io);
+
+// Events wait for the end of the loop iteration, unless the list fills up first (thousands of
+// connections active in one iteration): then they are delivered at once, from the libuv callback,
+// as Node delivers every read. Callers account for arena bytes before pushing, since a flush frees it.
 static void push_event(io_state* io, int32_t kind, int32_t id, int32_t a, int32_t b) {
-  if (io->nevents >= MAX_EVENTS) {
-    // Every event is pushed from a libuv callback and flushed at the end of the loop iteration; an
-    // iteration with this many is a bug, not load (reads stop when the arena is full).
-    abort();
-  }
+  // JavaScript's calls into the layer push no events, so a flush never meets a full list.
+  if (io->nevents >= io->max_events) abort();
   int32_t* e = io->events + EVENT_INTS * io->nevents++;
   e[0] = kind;
   e[1] = id;
   e[2] = a;
   e[3] = b;
+  if (io->nevents == io->max_events) flush(io);
 }
 
 static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -125,8 +130,8 @@ static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   conn* c = (conn*)stream->data;
   io_state* io = c->io;
   if (nread > 0) {
-    push_event(io, EV_DATA, c->id, (int32_t)(buf->base - io->arena), (int32_t)nread);
     io->used += (size_t)nread;
+    push_event(io, EV_DATA, c->id, (int32_t)(buf->base - io->arena), (int32_t)nread);
   } else if (nread == UV_ENOBUFS) {
     uv_read_stop(stream);
     c->starved = true;
@@ -142,10 +147,10 @@ static void on_closed(uv_handle_t* handle) {
   conn* c = (conn*)handle->data;
   io_state* io = c->io;
   io->conns[c->id] = NULL;
-  bool released = c->released || io->closing;
+  bool silent = c->released || c->listener || io->closing;
   int32_t id = c->id;
   free(c);
-  if (released) {
+  if (silent) {
     io->taken[id] = 0;
     return;
   }
@@ -191,6 +196,39 @@ static void on_shutdown(uv_shutdown_t* req, int status) {
   close_conn(c);
 }
 
+static int32_t take_id(io_state* io);
+
+static void free_handle(uv_handle_t* handle) { free(handle->data); }
+
+static void on_connection(uv_stream_t* server, int status) {
+  conn* l = (conn*)server->data;
+  io_state* io = l->io;
+  if (io->closing || l->closing) return;
+  if (status < 0) {
+    push_event(io, EV_ACCEPT, l->id, status, 0);
+    return;
+  }
+  conn* c = calloc(1, sizeof(conn));
+  if (!c) abort();
+  uv_tcp_init(io->loop, &c->tcp);
+  c->tcp.data = c;
+  int rc = uv_accept((uv_stream_t*)&l->tcp, (uv_stream_t*)&c->tcp);
+  if (rc < 0) {
+    uv_close((uv_handle_t*)&c->tcp, free_handle);
+    push_event(io, EV_ACCEPT, l->id, rc, 0);
+    return;
+  }
+  // libuv accepts with SOCK_CLOEXEC: no child process inherits the connection.
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->io = io;
+  c->id = take_id(io);
+  io->conns[c->id] = c;
+  io->taken[c->id] = 1;
+  c->reading = true;
+  uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read);
+  push_event(io, EV_ACCEPT, l->id, c->id, 0);
+}
+
 // A duplicate closed on exec, as Node's own sockets are: a child process (a restarted origin, a
 // served backend) must not inherit client connections and hold them open.
 static int duplicate(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 0); }
@@ -217,8 +255,14 @@ static int32_t arg_int(napi_env env, napi_callback_info info, size_t index, napi
   return value;
 }
 
-static conn* find(io_state* io, int32_t id) {
+static conn* find_any(io_state* io, int32_t id) {
   return id > 0 && id < io->capacity ? io->conns[id] : NULL;
+}
+
+// A connection (not a listener) by id.
+static conn* find(io_state* io, int32_t id) {
+  conn* c = find_any(io, id);
+  return c && !c->listener ? c : NULL;
 }
 
 static int32_t take_id(io_state* io) {
@@ -245,25 +289,38 @@ static int32_t take_id(io_state* io) {
   return old;
 }
 
-// start(onEvents) -> [arena: Buffer, events: Int32Array]
+// start(onEvents[, maxEvents]) -> [arena: Buffer, events: Int32Array]. maxEvents (4 or more): how
+// many events one delivery lists at most; tests make it small to exercise deliveries mid-iteration.
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   io_state* io = state(env);
   if (io->started || argc < 1) {
     napi_throw_error(env, "PGBIND_NATIVE_IO", "the native socket layer starts once, with a callback");
     return NULL;
   }
+  int32_t max_events = DEFAULT_MAX_EVENTS;
+  if (argc > 1) napi_get_value_int32(env, argv[1], &max_events);
+  if (max_events < 4 || max_events > 1 << 20) {
+    napi_throw_range_error(env, "PGBIND_NATIVE_IO", "maxEvents must be in 4…1048576");
+    return NULL;
+  }
+  io->events = malloc((size_t)max_events * EVENT_INTS * sizeof(int32_t));
+  if (!io->events) {
+    napi_throw_error(env, "PGBIND_NATIVE_IO", "out of memory for the event list");
+    return NULL;
+  }
+  io->max_events = max_events;
   io->started = true;
   napi_create_reference(env, argv[0], 1, &io->callback);
   napi_value name, arena, events_buffer, events, out;
   napi_create_string_utf8(env, "pgbind.sockets", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &io->async);
   napi_create_external_buffer(env, ARENA_SIZE, io->arena, NULL, NULL, &arena);
-  napi_create_external_arraybuffer(env, io->events, MAX_EVENTS * EVENT_INTS * sizeof(int32_t), NULL, NULL,
+  napi_create_external_arraybuffer(env, io->events, (size_t)max_events * EVENT_INTS * sizeof(int32_t), NULL, NULL,
                                    &events_buffer);
-  napi_create_typedarray(env, napi_int32_array, MAX_EVENTS * EVENT_INTS, events_buffer, 0, &events);
+  napi_create_typedarray(env, napi_int32_array, (size_t)max_events * EVENT_INTS, events_buffer, 0, &events);
   napi_create_array_with_length(env, 2, &out);
   napi_set_element(env, out, 0, arena);
   napi_set_element(env, out, 1, events);
@@ -300,6 +357,74 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   io->conns[c->id] = c;
   io->taken[c->id] = 1;
   return int_value(env, c->id);
+}
+
+// listen(fd, backlog) -> id > 0, or a negative errno. Accepts connections on a duplicate of a bound,
+// listening socket `fd` (the caller closes its own); each arrives as an accept event.
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  napi_value backlog_value;
+  int32_t fd = arg_int(env, info, 0, &backlog_value);
+  int32_t backlog = 511;
+  if (backlog_value) napi_get_value_int32(env, backlog_value, &backlog);
+  int copy = duplicate(fd);
+  if (copy < 0) return int_value(env, -errno);
+  conn* l = calloc(1, sizeof(conn));
+  if (!l) {
+    close(copy);
+    return int_value(env, UV_ENOMEM);
+  }
+  int rc = uv_tcp_init(io->loop, &l->tcp);
+  if (rc == 0) rc = uv_tcp_open(&l->tcp, copy);
+  if (rc != 0) {
+    close(copy);
+    free(l);
+    return int_value(env, rc);
+  }
+  l->io = io;
+  l->tcp.data = l;
+  l->listener = true;
+  rc = uv_listen((uv_stream_t*)&l->tcp, backlog, on_connection);
+  if (rc != 0) {
+    // The handle owns the descriptor now: closing it closes the duplicate.
+    uv_close((uv_handle_t*)&l->tcp, free_handle);
+    return int_value(env, rc);
+  }
+  l->id = take_id(io);
+  io->conns[l->id] = l;
+  io->taken[l->id] = 1;
+  return int_value(env, l->id);
+}
+
+// peer(id) -> [address, port] of the other end, or undefined once that is unknown (closed).
+static napi_value js_peer(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  conn* c = find(io, arg_int(env, info, 0, NULL));
+  napi_value result;
+  napi_get_undefined(env, &result);
+  if (!c || c->closing || c->listener) return result;
+  struct sockaddr_storage address;
+  int length = sizeof(address);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&address, &length) != 0) return result;
+  char name[64] = {0};
+  int port = 0;
+  if (address.ss_family == AF_INET) {
+    struct sockaddr_in* v4 = (struct sockaddr_in*)&address;
+    uv_ip4_name(v4, name, sizeof(name));
+    port = ntohs(v4->sin_port);
+  } else if (address.ss_family == AF_INET6) {
+    struct sockaddr_in6* v6 = (struct sockaddr_in6*)&address;
+    uv_ip6_name(v6, name, sizeof(name));
+    port = ntohs(v6->sin6_port);
+  } else {
+    return result;
+  }
+  napi_value text;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &text);
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, text);
+  napi_set_element(env, result, 1, int_value(env, port));
+  return result;
 }
 
 static napi_value js_read_start(napi_env env, napi_callback_info info) {
@@ -377,7 +502,7 @@ static napi_value js_end(napi_env env, napi_callback_info info) {
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
   io_state* io = state(env);
-  conn* c = find(io, arg_int(env, info, 0, NULL));
+  conn* c = find_any(io, arg_int(env, info, 0, NULL));
   if (!c) return int_value(env, UV_EBADF);
   close_conn(c);
   return int_value(env, 0);
@@ -429,18 +554,19 @@ NAPI_MODULE_INIT() {
   io->env = env;
   napi_get_uv_event_loop(env, &io->loop);
   io->arena = malloc(ARENA_SIZE);
-  io->events = malloc(MAX_EVENTS * EVENT_INTS * sizeof(int32_t));
   io->capacity = 256;
   io->conns = calloc((size_t)io->capacity, sizeof(conn*));
   io->taken = calloc((size_t)io->capacity, 1);
   io->taken[0] = 1;
   io->next_hint = 1;
-  if (!io->arena || !io->events || !io->conns || !io->taken) return NULL;
+  if (!io->arena || !io->conns || !io->taken) return NULL;
   napi_set_instance_data(env, io, NULL, NULL);
   napi_add_env_cleanup_hook(env, cleanup, io);
   napi_property_descriptor props[] = {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"peer", NULL, js_peer, NULL, NULL, NULL, napi_default, NULL},
       {"readStart", NULL, js_read_start, NULL, NULL, NULL, napi_default, NULL},
       {"readStop", NULL, js_read_stop, NULL, NULL, NULL, napi_default, NULL},
       {"write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},

@@ -36,8 +36,10 @@ export interface RelaySocket {
 
 /** The addon's functions (native/socket_io.c). */
 interface SocketIoAddon {
-  start(onEvents: (count: number) => void): [Buffer, Int32Array];
+  start(onEvents: (count: number) => void, maxEvents?: number): [Buffer, Int32Array];
   adopt(fd: number): number;
+  listen(fd: number, backlog: number): number;
+  peer(id: number): [string, number] | undefined;
   readStart(id: number): number;
   readStop(id: number): number;
   write(id: number, data: Buffer): number;
@@ -48,7 +50,7 @@ interface SocketIoAddon {
 }
 
 /** Event kinds in the addon's event list, four int32 each: kind, id, a, b. */
-const SocketEvent = { Data: 1, End: 2, Drain: 3, Close: 4 } as const;
+const SocketEvent = { Data: 1, End: 2, Drain: 3, Close: 4, Accept: 5 } as const;
 const UV_EOF = -4095;
 
 function errnoError(code: number, syscall: string): NodeJS.ErrnoException {
@@ -67,8 +69,8 @@ function errnoError(code: number, syscall: string): NodeJS.ErrnoException {
  * ending closes it (no half-open connections, as `net.Socket`'s default).
  */
 export class NativeSocket extends EventEmitter implements RelaySocket {
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
+  /** The peer's address and port: given at adoption, asked of the kernel on first use when accepted. */
+  #peer: readonly [string | undefined, number | undefined] | undefined;
   readonly #layer: NativeSocketLayer;
   readonly #addon: SocketIoAddon;
   readonly #id: number;
@@ -78,13 +80,29 @@ export class NativeSocket extends EventEmitter implements RelaySocket {
   #needDrain = false;
 
   /** Use {@link NativeSocketLayer.adopt}. @internal */
-  constructor(layer: NativeSocketLayer, addon: SocketIoAddon, id: number, from: net.Socket) {
+  constructor(layer: NativeSocketLayer, addon: SocketIoAddon, id: number, from?: net.Socket) {
     super();
     this.#layer = layer;
     this.#addon = addon;
     this.#id = id;
-    this.remoteAddress = from.remoteAddress;
-    this.remotePort = from.remotePort;
+    if (from) this.#peer = [from.remoteAddress, from.remotePort];
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#remote()[0];
+  }
+
+  get remotePort(): number | undefined {
+    return this.#remote()[1];
+  }
+
+  #remote(): readonly [string | undefined, number | undefined] {
+    if (this.#peer === undefined) {
+      const peer = this.#destroyed ? undefined : this.#addon.peer(this.#id);
+      // Unknown once closed; asked again never (the answer cannot improve).
+      this.#peer = peer ?? [undefined, undefined];
+    }
+    return this.#peer;
   }
 
   get destroyed(): boolean {
@@ -206,12 +224,17 @@ export class NativeSocket extends EventEmitter implements RelaySocket {
 export class NativeSocketLayer {
   readonly #addon: SocketIoAddon;
   readonly #sockets = new Map<number, NativeSocket>();
+  readonly #listeners = new Map<number, NativeListener>();
   readonly #arena: Buffer;
   readonly #events: Int32Array;
 
-  constructor(addon: SocketIoAddon) {
+  /**
+   * One per Node environment (process or worker thread): see {@link nativeSocketLayer}. `maxEvents`
+   * bounds one delivery's event list (default 16384); a loop iteration with more delivers early.
+   */
+  constructor(addon: SocketIoAddon, options: { readonly maxEvents?: number } = {}) {
     this.#addon = addon;
-    [this.#arena, this.#events] = addon.start((count) => this.#dispatch(count));
+    [this.#arena, this.#events] = addon.start((count) => this.#dispatch(count), options.maxEvents);
   }
 
   /**
@@ -232,9 +255,46 @@ export class NativeSocketLayer {
     return adopted;
   }
 
+  /**
+   * Takes over a listening `server`: connections are accepted natively from now on (no `net.Socket`
+   * is made for them) and handed to `onSocket`, reading. `server` is closed; its socket stays open
+   * through the listener. Returns undefined (and leaves `server` alone) where that cannot be done.
+   */
+  listen(
+    server: net.Server,
+    onSocket: (socket: NativeSocket) => void,
+    onError: (error: NodeJS.ErrnoException) => void,
+    backlog = 511,
+  ): NativeListener | undefined {
+    const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (!server.listening || typeof fd !== "number" || fd < 0) return undefined;
+    const id = this.#addon.listen(fd, backlog);
+    if (id <= 0) return undefined;
+    const listener = new NativeListener(id, this.#addon, onSocket, onError, () => this.#listeners.delete(id));
+    this.#listeners.set(id, listener);
+    server.close();
+    return listener;
+  }
+
   /** @internal */
   forgetReleased(id: number): void {
     this.#sockets.delete(id);
+  }
+
+  #accept(listenerId: number, result: number): void {
+    const listener = this.#listeners.get(listenerId);
+    if (result <= 0) {
+      listener?.onError(errnoError(result, "accept"));
+      return;
+    }
+    if (listener === undefined) {
+      // Accepted in the same turn as the listener closed: nobody takes it.
+      this.#addon.close(result);
+      return;
+    }
+    const socket = new NativeSocket(this, this.#addon, result);
+    this.#sockets.set(result, socket);
+    listener.onSocket(socket);
   }
 
   #dispatch(count: number): void {
@@ -242,12 +302,21 @@ export class NativeSocketLayer {
     let failure: unknown;
     for (let at = 0; at < count * 4; at += 4) {
       const id = events[at + 1] as number;
-      const socket = this.#sockets.get(id);
-      if (socket === undefined) continue;
+      const kind = events[at];
       // One listener's exception must not lose the rest of the batch (other clients' bytes); it is
       // rethrown after, as an uncaught exception, as it would be from a net.Socket listener.
+      if (kind === SocketEvent.Accept) {
+        try {
+          this.#accept(id, events[at + 2] as number);
+        } catch (error) {
+          failure ??= error;
+        }
+        continue;
+      }
+      const socket = this.#sockets.get(id);
+      if (socket === undefined) continue;
       try {
-        switch (events[at]) {
+        switch (kind) {
           case SocketEvent.Data: {
             const offset = events[at + 2] as number;
             const length = events[at + 3] as number;
@@ -278,6 +347,41 @@ export class NativeSocketLayer {
         throw failure;
       });
     }
+  }
+}
+
+/** A listening socket served by the native layer (see {@link NativeSocketLayer.listen}). */
+export class NativeListener {
+  readonly #id: number;
+  readonly #addon: SocketIoAddon;
+  readonly #forget: () => void;
+  #closed = false;
+  /** @internal */
+  readonly onSocket: (socket: NativeSocket) => void;
+  /** @internal */
+  readonly onError: (error: NodeJS.ErrnoException) => void;
+
+  /** Use {@link NativeSocketLayer.listen}. @internal */
+  constructor(
+    id: number,
+    addon: SocketIoAddon,
+    onSocket: (socket: NativeSocket) => void,
+    onError: (error: NodeJS.ErrnoException) => void,
+    forget: () => void,
+  ) {
+    this.#id = id;
+    this.#addon = addon;
+    this.onSocket = onSocket;
+    this.onError = onError;
+    this.#forget = forget;
+  }
+
+  /** Stops accepting and closes the listening socket; connections already accepted stay open. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#forget();
+    this.#addon.close(this.#id);
   }
 }
 

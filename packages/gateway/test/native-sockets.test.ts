@@ -181,6 +181,78 @@ describe("native socket layer", () => {
     await nearClosed;
   });
 
+  it("takes over a listening socket: accepts natively, says who connected, stops when closed", async () => {
+    const layer = nativeSocketLayer() as NativeSocketLayer;
+    const node = net.createServer(() => assert.fail("Node accepted a connection after the takeover"));
+    node.listen(0, "127.0.0.1");
+    await once(node, "listening");
+    const { port: listenPort } = node.address() as net.AddressInfo;
+    const sockets: NativeSocket[] = [];
+    const errors: Error[] = [];
+    const listener = layer.listen(
+      node,
+      (socket) => sockets.push(socket),
+      (error) => errors.push(error),
+    );
+    assert.ok(listener, "the layer did not take the listening socket");
+    assert.equal(node.listening, false, "the Node server stays open beside the native listener");
+
+    const far = net.connect(listenPort, "127.0.0.1");
+    await once(far, "connect");
+    while (sockets.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    const near = sockets[0] as NativeSocket;
+    assert.equal(near.remoteAddress, "127.0.0.1");
+    assert.equal(near.remotePort, far.localPort);
+    const echoed = collect(far, 5);
+    near.on("data", (chunk: Buffer) => near.write(chunk));
+    far.write("hello");
+    assert.equal((await echoed).toString(), "hello");
+
+    listener.close();
+    const refused = net.connect(listenPort, "127.0.0.1");
+    const [error] = await once(refused, "error");
+    assert.equal((error as NodeJS.ErrnoException).code, "ECONNREFUSED");
+    // Connections accepted before stay up; and, close-on-exec, a child does not hold them open.
+    const again = collect(far, 5);
+    far.write("still");
+    assert.equal((await again).toString(), "still");
+    const child = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const peerEnded = once(far, "end");
+      near.destroy();
+      await peerEnded;
+    } finally {
+      child.kill();
+    }
+    assert.deepEqual(errors, []);
+  });
+
+  it("a loop turn with more events than the list holds delivers them early, losing none", async () => {
+    // The worker's layer lists at most 8 events per delivery; 300 clients writing at once need many.
+    const worker = new Worker(new URL("./fixtures/native-storm-worker.mjs", import.meta.url));
+    const clients: net.Socket[] = [];
+    try {
+      const [ready] = await once(worker, "message");
+      assert.equal(ready.error, undefined);
+      for (let i = 0; i < 300; i++) clients.push(net.connect(ready.port, "127.0.0.1"));
+      await Promise.all(clients.map((client) => once(client, "connect")));
+      const replies = clients.map((client, i) => {
+        const message = `#${i}:${"x".repeat(i)}.`;
+        const reply = collect(client, message.length);
+        client.write(message);
+        return reply.then((bytes) => assert.equal(bytes.toString(), message));
+      });
+      await Promise.all(replies);
+      worker.postMessage("stats");
+      const [stats] = await once(worker, "message");
+      assert.equal(stats.accepted, 300);
+      assert.ok(stats.full > 0, "no delivery found the event list full: the early path went untested");
+    } finally {
+      for (const client of clients) client.destroy();
+      await worker.terminate();
+    }
+  });
+
   it("a worker thread that ends with native connections open ends cleanly", async () => {
     const worker = new Worker(new URL("./fixtures/native-worker.mjs", import.meta.url));
     const [message] = await once(worker, "message");
