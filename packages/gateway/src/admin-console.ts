@@ -129,6 +129,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
       ["config_source", redact(view.configSource)],
       ["started_at", time(view.startedAt)],
       ["paused", flag(view.paused)],
+      ["login_timeout_ms", String(view.loginTimeoutMs)],
       ["bindings", String(bindings.length)],
     ];
     // Whitelisted fields only: a password must not appear even if a future view carried one.
@@ -139,6 +140,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
         [`${key}.origin`, describeOrigin(b.origin)],
         [`${key}.pool_mode`, b.poolMode],
         [`${key}.pool_size`, String(b.poolSize)],
+        [`${key}.connect_timeout_ms`, String(b.timeouts.connectMs)],
+        [`${key}.query_wait_timeout_ms`, String(b.timeouts.queryWaitMs)],
+        [`${key}.idle_client_timeout_ms`, String(b.timeouts.idleClientMs)],
+        [`${key}.idle_server_timeout_ms`, String(b.timeouts.idleServerMs)],
+        [`${key}.server_lifetime_ms`, String(b.timeouts.serverLifetimeMs)],
       );
     }
     return table("key value", rows);

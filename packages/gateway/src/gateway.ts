@@ -187,12 +187,16 @@ export class Gateway {
       get paused() {
         return gateway.#paused;
       },
+      get loginTimeoutMs() {
+        return gateway.#host.loginTimeoutMs;
+      },
       bindings: () =>
         [...this.#bindings.values()].map((runtime) => ({
           id: runtime.config.id,
           database: runtime.config.database,
           poolMode: runtime.config.poolMode,
           poolSize: runtime.config.poolSize,
+          timeouts: runtime.config.timeouts,
           origin: {
             host: runtime.config.origin.host,
             port: runtime.config.origin.port,

@@ -1,3 +1,4 @@
+import type { Timeouts } from "./config.js";
 import type { PoolStats } from "./pool.js";
 
 /** A read-only snapshot interface over a running gateway, for the admin console and metrics. */
@@ -6,6 +7,8 @@ export interface GatewayView {
   readonly listen: { readonly host: string; readonly port: number };
   readonly configSource: string;
   readonly paused: boolean;
+  /** Clients must finish start-up and authentication within this many ms (new clients, after a reload). */
+  readonly loginTimeoutMs: number;
   bindings(): readonly BindingView[];
   clients(): readonly ClientView[];
   servers(): readonly ServerView[];
@@ -21,6 +24,7 @@ export interface BindingView {
   readonly database: string;
   readonly poolMode: "transaction" | "session";
   readonly poolSize: number;
+  readonly timeouts: Timeouts;
   readonly origin: {
     readonly host: string;
     readonly port: number;

@@ -14,6 +14,7 @@ import {
   TransactionStatus,
 } from "@pgbind/protocol";
 import { ADMIN_COMMANDS, AdminConsole } from "../src/admin-console.ts";
+import { DEFAULT_TIMEOUTS } from "../src/config.ts";
 import type { PoolStats } from "../src/pool.ts";
 import type { BindingView, ClientView, GatewayView } from "../src/view.ts";
 
@@ -45,6 +46,7 @@ function fakeView() {
       database: "orders",
       poolMode: "transaction",
       poolSize: 20,
+      timeouts: { ...DEFAULT_TIMEOUTS, queryWaitMs: 5_000 },
       origin: {
         host: "db.internal",
         port: 5432,
@@ -63,6 +65,7 @@ function fakeView() {
       database: "billing",
       poolMode: "session",
       poolSize: 5,
+      timeouts: DEFAULT_TIMEOUTS,
       origin: { host: "::1", port: 5433, database: "billing", user: "biller", sslmode: "disable" },
       pool: pool(),
       clients: 0,
@@ -77,6 +80,7 @@ function fakeView() {
     listen: { host: "127.0.0.1", port: 6432 },
     configSource: "/etc/pgbind/gateway.json",
     paused: false,
+    loginTimeoutMs: 15_000,
     bindings: () => bindings,
     clients: () => [client(101, "active", 7), client(102, "idle"), client(103, "waiting")],
     servers: () => [
@@ -255,6 +259,12 @@ describe("AdminConsole", () => {
     assert.equal(config["binding.billing.origin"], "[::1]:5433/billing user=biller sslmode=disable");
     assert.equal(config["binding.orders.pool_size"], "20");
     assert.equal(config["binding.billing.pool_mode"], "session");
+    assert.equal(config.login_timeout_ms, "15000");
+    assert.equal(config["binding.orders.query_wait_timeout_ms"], "5000");
+    assert.equal(config["binding.orders.connect_timeout_ms"], "30000");
+    assert.equal(config["binding.billing.idle_client_timeout_ms"], "0");
+    assert.equal(config["binding.billing.idle_server_timeout_ms"], "600000");
+    assert.equal(config["binding.billing.server_lifetime_ms"], "3600000");
     for (const row of rows) assert.doesNotMatch(String(row.key), /password|secret/i);
   });
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { register as globalRegistry } from "prom-client";
+import { DEFAULT_TIMEOUTS } from "../src/config.ts";
 import { type MetricsServer, startMetricsServer } from "../src/metrics.ts";
 import type { PoolStats } from "../src/pool.ts";
 import type { BindingView, ClientView, GatewayView } from "../src/view.ts";
@@ -13,6 +14,7 @@ function binding(database: string, pool: Partial<PoolStats>, counts: Partial<Bin
     database,
     poolMode: "transaction",
     poolSize: 10,
+    timeouts: DEFAULT_TIMEOUTS,
     origin: { host: "db.internal", port: 5432, database, user: "owner", sslmode: "require" },
     pool: { active: 0, idle: 0, connecting: 0, waiting: 0, maxWaitMs: 0, paused: false, ...pool },
     clients: 0,
@@ -47,6 +49,7 @@ function fakeView(): FakeView {
     listen: { host: "127.0.0.1", port: 6432 },
     configSource: "test",
     paused: false,
+    loginTimeoutMs: 60_000,
     bindingList: [
       binding(
         "orders",
