@@ -200,6 +200,28 @@ static int32_t take_id(io_state* io);
 
 static void free_handle(uv_handle_t* handle) { free(handle->data); }
 
+// A client usually sends its first message with the TCP handshake, so it is there when we accept: read
+// it now, in the iteration that accepted, rather than one iteration later. Saves a loop iteration (and
+// its latency) per connection, which counts when every transaction connects anew.
+static void read_now(conn* c) {
+  io_state* io = c->io;
+  uv_os_fd_t fd;
+  // (The accept event may have been delivered already, and JavaScript may have closed the connection.)
+  if (c->closing || ARENA_SIZE - io->used < READ_SLICE || uv_fileno((uv_handle_t*)&c->tcp, &fd) != 0) return;
+  ssize_t n = read(fd, io->arena + io->used, READ_SLICE);
+  if (n > 0) {
+    int32_t offset = (int32_t)io->used;
+    io->used += (size_t)n;
+    push_event(io, EV_DATA, c->id, offset, (int32_t)n);
+  } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+    // The error is reported once: report it as libuv would have.
+    uv_read_stop((uv_stream_t*)&c->tcp);
+    c->reading = false;
+    push_event(io, EV_END, c->id, -errno, 0);
+  }
+  // Nothing yet, or end of stream (left unread): libuv's reading, already started, finds it.
+}
+
 static void on_connection(uv_stream_t* server, int status) {
   conn* l = (conn*)server->data;
   io_state* io = l->io;
@@ -227,6 +249,7 @@ static void on_connection(uv_stream_t* server, int status) {
   c->reading = true;
   uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read);
   push_event(io, EV_ACCEPT, l->id, c->id, 0);
+  read_now(c);
 }
 
 // A duplicate closed on exec, as Node's own sockets are: a child process (a restarted origin, a

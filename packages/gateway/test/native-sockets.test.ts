@@ -227,6 +227,48 @@ describe("native socket layer", () => {
     assert.deepEqual(errors, []);
   });
 
+  it("a first message already there at accept arrives with the accept, in the same callback", async () => {
+    const layer = nativeSocketLayer() as NativeSocketLayer;
+    const node = net.createServer();
+    node.listen(0, "127.0.0.1");
+    await once(node, "listening");
+    const { port: listenPort } = node.address() as net.AddressInfo;
+    const seen: string[] = [];
+    const got = new Promise<NativeSocket>((resolve) => {
+      const listener = layer.listen(
+        node,
+        (socket) => {
+          listener?.close();
+          socket.on("data", (chunk: Buffer) => seen.push(`data ${chunk.toString()}`));
+          process.nextTick(() => {
+            seen.push("next tick");
+            resolve(socket);
+          });
+        },
+        (error) => assert.fail(error),
+      );
+    });
+    // A worker connects and writes while this thread is blocked: the bytes wait in the kernel.
+    const sent = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const net = require("node:net");
+       const { workerData } = require("node:worker_threads");
+       const socket = net.connect(workerData.port, "127.0.0.1", () => {
+         socket.write("startup", () => { Atomics.store(workerData.sent, 0, 1); Atomics.notify(workerData.sent, 0); });
+       });
+       socket.on("error", () => {});`,
+      { eval: true, workerData: { port: listenPort, sent } },
+    );
+    try {
+      assert.equal(Atomics.wait(sent, 0, 0, 20_000), "ok", "the worker did not write in time");
+      const socket = await got;
+      assert.deepEqual(seen, ["data startup", "next tick"]);
+      socket.destroy();
+    } finally {
+      await worker.terminate();
+    }
+  });
+
   it("a loop turn with more events than the list holds delivers them early, losing none", async () => {
     // The worker's layer lists at most 8 events per delivery; 300 clients writing at once need many.
     const worker = new Worker(new URL("./fixtures/native-storm-worker.mjs", import.meta.url));
