@@ -11,10 +11,11 @@
 // (idle-client levels, default "1000,5000"; "0" skips the memory part), GATEWAY=0 (skip the gateway
 // even when built), PROFILE=1 (run the gateway under --cpu-prof; PROFILE_DIR, default a temp dir),
 // QUIET_WAIT (max s to wait for a quiet machine before each run, default 60), RETRIES (re-runs of a run
-// disturbed by other processes, default 1), PGBIND_BIN (the pgbind to test), PGBENCH (the pgbench binary).
+// disturbed by other processes, default 1), PGBIND_BIN (the pgbind to test), PGBENCH (the pgbench binary),
+// RESULTS (the results file in bench/gateway, default results.json: name another for a partial run).
 // Needs pgbench and pgbouncer (Debian 12: apt-get install pgbouncer postgresql-client; pgbench ships in
 // postgresql-15).
-// Writes bench/gateway/results.json and prints Markdown tables. See bench/gateway/README.md.
+// Writes bench/gateway/results.json (or $RESULTS) and prints Markdown tables. See bench/gateway/README.md.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
@@ -195,6 +196,11 @@ async function main() {
   const pg = (await import("pg")).default;
 
   const POOL = positiveInt(process.env.POOL, 20);
+  const resultsName = process.env.RESULTS ?? "results.json";
+  if (!/^[\w.-]+\.json$/.test(resultsName))
+    throw new Error(
+      `RESULTS must be a file name ending in .json (no directory), got ${JSON.stringify(resultsName)}`,
+    );
   const REPS = positiveInt(process.env.REPS, 3);
   const DURATION = positiveInt(process.env.DURATION, 10);
   const SCALE = positiveInt(process.env.SCALE, 10);
@@ -843,7 +849,7 @@ async function main() {
     samples,
     discarded,
   };
-  const resultsFile = path.join(here, "results.json");
+  const resultsFile = path.join(here, resultsName);
   await writeFile(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
   // Keep `npm run check` green: format the file the way biome wants it (short arrays on one line).
   spawnSync(path.join(root, "node_modules/.bin/biome"), ["format", "--write", resultsFile], {
