@@ -198,6 +198,13 @@ static void on_shutdown(uv_shutdown_t* req, int status) {
 
 static int32_t take_id(io_state* io);
 
+// Gives `c` an id, by which JavaScript names it.
+static void register_conn(io_state* io, conn* c) {
+  c->id = take_id(io);
+  io->conns[c->id] = c;
+  io->taken[c->id] = 1;
+}
+
 static void free_handle(uv_handle_t* handle) { free(handle->data); }
 
 // A client usually sends its first message with the TCP handshake, so it is there when we accept: read
@@ -243,9 +250,7 @@ static void on_connection(uv_stream_t* server, int status) {
   // libuv accepts with SOCK_CLOEXEC: no child process inherits the connection.
   uv_tcp_nodelay(&c->tcp, 1);
   c->io = io;
-  c->id = take_id(io);
-  io->conns[c->id] = c;
-  io->taken[c->id] = 1;
+  register_conn(io, c);
   c->reading = true;
   uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read);
   push_event(io, EV_ACCEPT, l->id, c->id, 0);
@@ -355,30 +360,39 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// adopt(fd) -> id > 0, or a negative errno. Serves a duplicate of `fd`; the caller closes its own.
-static napi_value js_adopt(napi_env env, napi_callback_info info) {
-  io_state* io = state(env);
-  int32_t fd = arg_int(env, info, 0, NULL);
+// A handle serving a duplicate of `fd` (the caller keeps its own), or NULL with *rc set.
+static conn* open_duplicate(io_state* io, int fd, int* rc) {
   int copy = duplicate(fd);
-  if (copy < 0) return int_value(env, -errno);
+  if (copy < 0) {
+    *rc = -errno;
+    return NULL;
+  }
   conn* c = calloc(1, sizeof(conn));
   if (!c) {
     close(copy);
-    return int_value(env, UV_ENOMEM);
+    *rc = UV_ENOMEM;
+    return NULL;
   }
-  int rc = uv_tcp_init(io->loop, &c->tcp);
-  if (rc == 0) rc = uv_tcp_open(&c->tcp, copy);
-  if (rc != 0) {
+  *rc = uv_tcp_init(io->loop, &c->tcp);
+  if (*rc == 0) *rc = uv_tcp_open(&c->tcp, copy);
+  if (*rc != 0) {
     close(copy);
     free(c);
-    return int_value(env, rc);
+    return NULL;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
   c->io = io;
   c->tcp.data = c;
-  c->id = take_id(io);
-  io->conns[c->id] = c;
-  io->taken[c->id] = 1;
+  return c;
+}
+
+// adopt(fd) -> id > 0, or a negative errno. Serves a duplicate of `fd`; the caller closes its own.
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  io_state* io = state(env);
+  int rc;
+  conn* c = open_duplicate(io, arg_int(env, info, 0, NULL), &rc);
+  if (!c) return int_value(env, rc);
+  uv_tcp_nodelay(&c->tcp, 1);
+  register_conn(io, c);
   return int_value(env, c->id);
 }
 
@@ -390,22 +404,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   int32_t fd = arg_int(env, info, 0, &backlog_value);
   int32_t backlog = 511;
   if (backlog_value) napi_get_value_int32(env, backlog_value, &backlog);
-  int copy = duplicate(fd);
-  if (copy < 0) return int_value(env, -errno);
-  conn* l = calloc(1, sizeof(conn));
-  if (!l) {
-    close(copy);
-    return int_value(env, UV_ENOMEM);
-  }
-  int rc = uv_tcp_init(io->loop, &l->tcp);
-  if (rc == 0) rc = uv_tcp_open(&l->tcp, copy);
-  if (rc != 0) {
-    close(copy);
-    free(l);
-    return int_value(env, rc);
-  }
-  l->io = io;
-  l->tcp.data = l;
+  int rc;
+  conn* l = open_duplicate(io, fd, &rc);
+  if (!l) return int_value(env, rc);
   l->listener = true;
   rc = uv_listen((uv_stream_t*)&l->tcp, backlog, on_connection);
   if (rc != 0) {
@@ -413,9 +414,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t*)&l->tcp, free_handle);
     return int_value(env, rc);
   }
-  l->id = take_id(io);
-  io->conns[l->id] = l;
-  io->taken[l->id] = 1;
+  register_conn(io, l);
   return int_value(env, l->id);
 }
 
