@@ -141,8 +141,14 @@ export class NativeSocket extends EventEmitter implements RelaySocket {
   destroy(error?: Error): this {
     if (this.#destroyed) return this;
     this.#destroyed = true;
+    // The layer reports no close for a connection closed from here: 'close' is emitted here, after
+    // 'error', on the next tick as net.Socket does.
     this.#addon.close(this.#id);
-    if (error) process.nextTick(() => this.emit("error", error));
+    this.#layer.stopEvents(this.#id);
+    process.nextTick(() => {
+      if (error) this.emit("error", error);
+      this.emit("close", error !== undefined);
+    });
     return this;
   }
 
@@ -180,7 +186,7 @@ export class NativeSocket extends EventEmitter implements RelaySocket {
     const fd = this.#addon.release(this.#id);
     if (fd < 0) throw errnoError(fd, "release");
     this.#destroyed = true;
-    this.#layer.forgetReleased(this.#id);
+    this.#layer.stopEvents(this.#id);
     const socket = new net.Socket({ fd, readable: true, writable: true });
     // Whoever watched this connection close still learns when it does.
     socket.once("close", () => this.emit("close", false));
@@ -276,8 +282,8 @@ export class NativeSocketLayer {
     return listener;
   }
 
-  /** @internal */
-  forgetReleased(id: number): void {
+  /** Events still listed for a connection closed or released from JavaScript are dropped. @internal */
+  stopEvents(id: number): void {
     this.#sockets.delete(id);
   }
 

@@ -138,6 +138,30 @@ describe("native socket layer", () => {
     }
   });
 
+  it("destroy() emits 'close' once, and a connection adopted in the same tick is not disturbed", async () => {
+    const layer = nativeSocketLayer() as NativeSocketLayer;
+    const first = await nativePair();
+    const farB = net.connect(port, "127.0.0.1");
+    await once(farB, "connect");
+    while (accepted.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    let closes = 0;
+    first.near.on("close", () => closes++);
+    // The closed connection's id must stay taken until its handle is gone, or B's events go astray.
+    first.near.destroy();
+    const nearB = layer.adopt(accepted.shift() as net.Socket) as NativeSocket;
+    await once(first.near, "close");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(closes, 1);
+    const echoed = collect(farB, 4);
+    nearB.on("data", (chunk: Buffer) => nearB.write(chunk));
+    farB.write("ping");
+    assert.equal((await echoed).toString(), "ping");
+    assert.equal(nearB.destroyed, false);
+    nearB.destroy();
+    farB.destroy();
+    first.far.destroy();
+  });
+
   it("a write to a reset connection ends in 'error' then 'close', never a throw", async () => {
     const { near, far } = await nativePair();
     const errors: Error[] = [];
