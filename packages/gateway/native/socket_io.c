@@ -1,9 +1,10 @@
 // The gateway's native socket layer: TCP connections accepted on a listening socket taken over from
-// Node, or adopted from Node (by file descriptor), served by libuv handles on Node's own loop. Reads land in one arena and reach JavaScript as a
-// single callback per loop iteration listing every read, end, drain and close; writes are direct
-// calls that try the kernel at once. Node's per-read C++ -> JS callback and per-write stream
-// machinery are most of a relayed transaction's user-space CPU; this layer batches the first and
-// skips the second. Protocol logic stays in JavaScript.
+// Node, or adopted from Node (by file descriptor), served by libuv handles on Node's own loop. Reads
+// land in one arena and reach JavaScript as a single callback per loop iteration listing every
+// accept, read, end, drain and close; writes are direct calls that try the kernel at once. Node's
+// per-read C++ -> JS callback and per-write stream machinery are most of a relayed transaction's
+// user-space CPU; this layer batches the first and skips the second. Protocol logic stays in
+// JavaScript.
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
