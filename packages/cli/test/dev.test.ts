@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { makeTempDir } from "../../../test-support/tmp.ts";
+import { PGBIND, spawnPgbind } from "./pgbind-process.ts";
 
 const root = path.resolve(import.meta.dirname, "../../..");
-const PGBIND = path.join(root, "node_modules/.bin/pgbind");
 
 /**
  * A command for `pgbind dev -- …` that uses the injected binding like a workload would: the SDK
@@ -27,30 +26,11 @@ await client.end();
 console.log(JSON.stringify({ rows, url: conn.redactedConnectionString, password: conn.password }));
 `;
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function pgbind(args: string[], cwd: string): { child: ChildProcess; done: Promise<Result> } {
-  const child = spawn(PGBIND, args, {
-    cwd,
-    env: { PATH: process.env.PATH },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const done = new Promise<Result>((resolve) =>
-    child.once("close", (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, done };
+/** Runs `pgbind <args>` in `cwd`; `done` resolves when it has ended. */
+function pgbind(args: string[], cwd: string) {
+  const run = spawnPgbind(args, cwd);
+  const done = run.exit.then((code) => ({ code, stdout: run.stdout(), stderr: run.stderr() }));
+  return { child: run.child, done };
 }
 
 async function project(name: string) {

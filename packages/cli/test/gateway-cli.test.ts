@@ -1,41 +1,26 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { startTestPostgres, type TestPostgres } from "../../../test-support/postgres.ts";
 import { makeTempDir } from "../../../test-support/tmp.ts";
+import { spawnPgbind } from "./pgbind-process.ts";
 
 const root = path.resolve(import.meta.dirname, "../../..");
-const PGBIND = path.join(root, "node_modules/.bin/pgbind");
 
 function start(args: string[], cwd = root) {
-  const child = spawn(PGBIND, ["gateway", ...args], {
-    cwd,
-    env: { PATH: process.env.PATH },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const listening = new Promise<number>((resolve, reject) => {
-    const check = () => {
-      const match = /listening on [^\s]+:(\d+)/.exec(stdout);
-      if (match) resolve(Number(match[1]));
-    };
-    child.stdout?.on("data", check);
-    exited.then((code) => reject(new Error(`exited ${code}: ${stderr}`)));
-  });
+  const run = spawnPgbind(["gateway", ...args], cwd);
+  const listening = run.waitFor(/listening on [^\s]+:(\d+)/).then((match) => Number(match[1]));
   // Tests that expect an early exit await `exited` instead.
   listening.catch(() => {});
-  return { child, listening, exited, output: () => ({ stdout, stderr }) };
+  return {
+    child: run.child,
+    listening,
+    exited: run.exit,
+    output: () => ({ stdout: run.stdout(), stderr: run.stderr() }),
+  };
 }
 
 describe("pgbind gateway", () => {
@@ -155,8 +140,7 @@ describe("pgbind gateway operations", () => {
   it("serves the admin console (psql-style simple queries) and Prometheus metrics", async () => {
     const origin = await startTestPostgres();
     const url = `postgres://${origin.user}:${encodeURIComponent(origin.password)}@127.0.0.1:${origin.port}/postgres?sslmode=disable`;
-    const child = spawn(
-      PGBIND,
+    const gw = spawnPgbind(
       [
         "gateway",
         "--origin",
@@ -172,21 +156,12 @@ describe("pgbind gateway operations", () => {
         "--metrics",
         "127.0.0.1:0",
       ],
-      {
-        cwd: root,
-        env: { PATH: process.env.PATH, PGBIND_ADMIN_PASSWORD: "admin-pw" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+      root,
+      { PGBIND_ADMIN_PASSWORD: "admin-pw" },
     );
-    let stdout = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
     try {
-      await new Promise<void>((resolve) => {
-        const check = () => /metrics on /.test(stdout) && resolve();
-        child.stdout?.on("data", check);
-      });
+      await gw.waitFor(/metrics on /);
+      const stdout = gw.stdout();
       const port = Number(/listening on [^\s]+:(\d+)/.exec(stdout)?.[1]);
       const metricsUrl = /metrics on (http:\/\/\S+)\/metrics/.exec(stdout)?.[1] as string;
       const app = new pg.Client({
@@ -231,9 +206,7 @@ describe("pgbind gateway operations", () => {
       bad.on("error", () => {});
       await assert.rejects(bad.connect(), /password authentication failed/);
     } finally {
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      await exited;
+      await gw.stop();
       await origin.stop();
     }
   });

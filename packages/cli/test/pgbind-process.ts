@@ -25,7 +25,11 @@ export interface PgbindProcess {
 
 /** Runs the built `pgbind <args>` in `cwd` with only PATH and `env` in its environment. */
 export function spawnPgbind(args: string[], cwd: string, env: Record<string, string> = {}): PgbindProcess {
-  const child = spawn(PGBIND, args, { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
+  const child = spawn(PGBIND, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let stdout = "";
   let stderr = "";
