@@ -397,19 +397,17 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   return int_value(env, c->id);
 }
 
-// listen(fd, backlog) -> id > 0, or a negative errno. Accepts connections on a duplicate of a bound,
-// listening socket `fd` (the caller closes its own); each arrives as an accept event.
+// listen(fd) -> id > 0, or a negative errno. Accepts connections on a duplicate of a bound, listening
+// socket `fd` (the caller closes its own); each arrives as an accept event.
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   io_state* io = state(env);
-  napi_value backlog_value;
-  int32_t fd = arg_int(env, info, 0, &backlog_value);
-  int32_t backlog = 511;
-  if (backlog_value) napi_get_value_int32(env, backlog_value, &backlog);
+  int32_t fd = arg_int(env, info, 0, NULL);
   int rc;
   conn* l = open_duplicate(io, fd, &rc);
   if (!l) return int_value(env, rc);
   l->listener = true;
-  rc = uv_listen((uv_stream_t*)&l->tcp, backlog, on_connection);
+  // uv_listen() calls listen() again: keep the backlog Node used, its default 511.
+  rc = uv_listen((uv_stream_t*)&l->tcp, 511, on_connection);
   if (rc != 0) {
     // The handle owns the descriptor now: closing it closes the duplicate.
     uv_close((uv_handle_t*)&l->tcp, free_handle);

@@ -38,7 +38,7 @@ export interface RelaySocket {
 interface SocketIoAddon {
   start(onEvents: (count: number) => void, maxEvents?: number): [Buffer, Int32Array];
   adopt(fd: number): number;
-  listen(fd: number, backlog: number): number;
+  listen(fd: number): number;
   peer(id: number): [string, number] | undefined;
   readStart(id: number): number;
   readStop(id: number): number;
@@ -270,11 +270,10 @@ export class NativeSocketLayer {
     server: net.Server,
     onSocket: (socket: NativeSocket) => void,
     onError: (error: NodeJS.ErrnoException) => void,
-    backlog = 511,
   ): NativeListener | undefined {
     const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (!server.listening || typeof fd !== "number" || fd < 0) return undefined;
-    const id = this.#addon.listen(fd, backlog);
+    const id = this.#addon.listen(fd);
     if (id <= 0) return undefined;
     const listener = new NativeListener(id, this.#addon, onSocket, onError, () => this.#listeners.delete(id));
     this.#listeners.set(id, listener);
