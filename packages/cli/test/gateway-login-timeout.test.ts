@@ -8,13 +8,15 @@ import { makeTempDir } from "../../../test-support/tmp.ts";
 import { startGateway } from "./gateway-support.ts";
 
 /**
- * Connects and sends nothing, as a port scanner or a stuck client would. Resolves with what the gateway
- * sent before closing, and how long that took; or with `closed: false` if it still had not after `waitMs`.
+ * Connects, sends the length word of a startup packet and stops, as a stuck client or a slowloris would
+ * (one that sends nothing at all stays in the kernel: the gateway accepts a connection once it speaks).
+ * Resolves with what the gateway sent before closing, and how long that took; or with `closed: false` if
+ * it still had not after `waitMs`.
  */
-function silentClient(port: number, waitMs: number): Promise<{ closed: boolean; ms: number; text: string }> {
+function stuckClient(port: number, waitMs: number): Promise<{ closed: boolean; ms: number; text: string }> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const socket = net.connect(port, "127.0.0.1");
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(Buffer.from([0, 0, 0, 40])));
     const received: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
@@ -61,7 +63,7 @@ describe("pgbind gateway login timeout", () => {
     try {
       const port = await gw.listening;
       assert.equal((await gw.waitForLog((l) => l.event === "config_applied")).loginTimeoutMs, 300);
-      const cut = await silentClient(port, 5_000);
+      const cut = await stuckClient(port, 5_000);
       assert.ok(cut.closed, "closed by the gateway");
       assert.match(cut.text, /57014/);
       assert.match(cut.text, /canceling authentication due to timeout/);
@@ -72,7 +74,7 @@ describe("pgbind gateway login timeout", () => {
       gw.child.kill("SIGHUP");
       const applied = await gw.waitForLog((l) => l.event === "config_applied", { from: mark });
       assert.equal(applied.loginTimeoutMs, 60_000);
-      assert.equal((await silentClient(port, 800)).closed, false, "the longer timeout is in effect");
+      assert.equal((await stuckClient(port, 800)).closed, false, "the longer timeout is in effect");
       assert.equal(await gw.stop(), 0);
     } finally {
       gw.child.kill("SIGKILL");
@@ -88,7 +90,7 @@ describe("pgbind gateway login timeout", () => {
     try {
       const port = await gw.listening;
       assert.equal((await gw.waitForLog((l) => l.event === "config_applied")).loginTimeoutMs, 300);
-      const cut = await silentClient(port, 5_000);
+      const cut = await stuckClient(port, 5_000);
       assert.ok(cut.closed && /57014/.test(cut.text), JSON.stringify(cut));
       assert.equal(await gw.stop(), 0);
     } finally {

@@ -40,6 +40,9 @@ function client(gatewayPort = port, overrides: Partial<pg.ClientConfig> = {}) {
   return c;
 }
 
+/** The length word of a startup packet and nothing of the rest: a client stuck in start-up. */
+const STARTUP_PREFIX = Buffer.from([0, 0, 0, 40]);
+
 /** Sends raw bytes and collects whatever comes back until the gateway closes the socket. */
 function raw(chunks: Buffer[], timeoutMs = 2_000, gatewayPort = port): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -310,10 +313,11 @@ describe("login timeout", () => {
     const short = await startGateway([testBinding(origin, { password: PASSWORD })], { loginTimeoutMs: 300 });
     try {
       const started = Date.now();
-      // Connects and says nothing (a port scanner, a stuck client, a slowloris).
-      const silent = (await raw([], 3_000, short.port)).toString("latin1");
-      assert.match(silent, /57014/);
-      assert.match(silent, /canceling authentication due to timeout/);
+      // Sends the first bytes of a startup packet and stops (a stuck client, a slowloris). One that sends
+      // nothing at all is not accepted yet: the native listener defers accepting until a client speaks.
+      const stuck = (await raw([STARTUP_PREFIX], 3_000, short.port)).toString("latin1");
+      assert.match(stuck, /57014/);
+      assert.match(stuck, /canceling authentication due to timeout/);
       // Sends its startup packet, gets AuthenticationSASL, and never answers it.
       const stalled = await raw([buildStartupMessage({ user: "app", database: "db" })], 3_000, short.port);
       assert.equal(stalled[0], 0x52, "AuthenticationSASL first");
@@ -334,13 +338,13 @@ describe("login timeout", () => {
 describe("shutdown", () => {
   it("closes clients still logging in at once, with 57P01, and close() does not wait for them", async () => {
     const own = await startGateway([testBinding(origin, { password: PASSWORD })]);
-    // Two connections stuck in start-up: one silent, one waiting in the middle of SCRAM.
-    const silent = raw([], 5_000, own.port);
+    // Two connections stuck in start-up: one within its startup packet, one in the middle of SCRAM.
+    const midPacket = raw([STARTUP_PREFIX], 5_000, own.port);
     const stalled = raw([buildStartupMessage({ user: "app", database: "db" })], 5_000, own.port);
     await new Promise((r) => setTimeout(r, 200));
     const started = Date.now();
     await own.gateway.close(2_000);
-    const [a, b] = await Promise.all([silent, stalled]);
+    const [a, b] = await Promise.all([midPacket, stalled]);
     assert.ok(Date.now() - started < 1_500, "close() returned without waiting for the grace period");
     assert.match(a.toString("latin1"), /57P01/);
     assert.match(b.toString("latin1"), /57P01/);
