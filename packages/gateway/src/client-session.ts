@@ -180,7 +180,9 @@ export class ClientSession {
         });
       }
     }, host.loginTimeoutMs);
-    this.#loginTimer.unref();
+    // Not unref()'d: every way out of start-up clears it, and the open socket keeps the loop alive anyway.
+    // Unref'd timers made Node toggle the loop's timer ref whenever the count of ref'd ones crossed zero,
+    // a path that deoptimized this constructor under pgbench -C.
     this.#listen(socket);
   }
 
