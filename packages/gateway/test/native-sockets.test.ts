@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -374,21 +374,14 @@ describe("native socket layer", () => {
 
   it("a worker thread that ends with native connections open ends cleanly, even as the addon's only user", async () => {
     // In a fresh process: here the test's own thread has the addon loaded, which would keep it mapped.
-    const child = spawn(
+    const child = spawnSync(
       process.execPath,
       [fileURLToPath(new URL("./fixtures/native-worker-alone.mjs", import.meta.url))],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
+      { encoding: "utf8", timeout: 30_000 },
     );
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const [code, signal] = await once(child, "exit");
-    assert.deepEqual({ code, signal, output }, { code: 0, signal: null, output: "adopted\nworker exit 0\n" });
+    assert.deepEqual(
+      { status: child.status, signal: child.signal, output: child.stdout + child.stderr },
+      { status: 0, signal: null, output: "adopted\nworker exit 0\n" },
+    );
   });
 });
