@@ -12,7 +12,8 @@
 // even when built), PROFILE=1 (run the gateway under --cpu-prof; PROFILE_DIR, default a temp dir),
 // QUIET_WAIT (max s to wait for a quiet machine before each run, default 60), RETRIES (re-runs of a run
 // disturbed by other processes, default 1), PGBIND_BIN (the pgbind to test), PGBENCH (the pgbench binary),
-// RESULTS (the results file in bench/gateway, default results.json: name another for a partial run).
+// RESULTS (the results file in bench/gateway, default results.json: name another for a partial run),
+// WARMUP (s of unmeasured pgbench per case and target before the measured repetitions, default 0).
 // Needs pgbench and pgbouncer (Debian 12: apt-get install pgbouncer postgresql-client; pgbench ships in
 // postgresql-15).
 // Writes bench/gateway/results.json (or $RESULTS) and prints Markdown tables. See bench/gateway/README.md.
@@ -203,6 +204,12 @@ async function main() {
     );
   const REPS = positiveInt(process.env.REPS, 3);
   const DURATION = positiveInt(process.env.DURATION, 10);
+  // The gateway is JavaScript: a code path it has not run yet is unoptimized for its first seconds, which
+  // a long-running deployment never sees. WARMUP runs each case on each target once, unmeasured.
+  const warmupText = process.env.WARMUP ?? "0";
+  if (!/^\d{1,4}$/.test(warmupText))
+    throw new Error(`WARMUP must be whole seconds from 0 (none) to 9999, got ${JSON.stringify(warmupText)}`);
+  const WARMUP = Number(warmupText);
   const SCALE = positiveInt(process.env.SCALE, 10);
   const IDLE_LEVELS = (process.env.IDLE ?? "1000,5000")
     .split(",")
@@ -482,7 +489,7 @@ async function main() {
   // -------------------------------------------------------------------------------------------------------------
   // 4. pgbench, interleaved: for each repetition, for each case, every target in turn
   // -------------------------------------------------------------------------------------------------------------
-  function runPgbench(target, c) {
+  function runPgbench(target, c, seconds = DURATION) {
     const args = [
       "-h",
       target.host,
@@ -492,7 +499,7 @@ async function main() {
       target.user,
       "--no-vacuum",
       "-T",
-      String(DURATION),
+      String(seconds),
       "-c",
       String(c.clients),
       "-j",
@@ -522,7 +529,7 @@ async function main() {
       child.stderr.on("data", (d) => {
         stderr += d;
       });
-      const guard = setTimeout(() => killGroup(child, "SIGKILL"), (DURATION + 120) * 1000);
+      const guard = setTimeout(() => killGroup(child, "SIGKILL"), (seconds + 120) * 1000);
       child.once("error", reject);
       child.once("close", async (code, signal) => {
         clearTimeout(guard);
@@ -617,6 +624,14 @@ async function main() {
     `pgbench: ${CASES.length} cases × ${targets.length} targets × ${REPS} reps × ${DURATION} s ≈ ${Math.ceil((totalRuns * (DURATION + 1)) / 60)} min`,
   );
   const discarded = [];
+  if (WARMUP > 0) log(`warm-up: ${WARMUP} s per case and target, not measured`);
+  for (const c of WARMUP > 0 ? CASES : []) {
+    for (const target of targets) {
+      if (stopping || (target.service && !serviceAlive(target))) continue;
+      const r = await runPgbench(target, c, WARMUP);
+      log(`  warm-up ${c.id.padEnd(16)} ${target.name.padEnd(9)} tps ${fmtNum(r.tps).padStart(7)}`);
+    }
+  }
   for (let rep = 1; rep <= REPS && !stopping; rep++) {
     for (const c of CASES) {
       for (const target of targets) {
@@ -827,6 +842,7 @@ async function main() {
       pool: POOL,
       reps: REPS,
       durationSeconds: DURATION,
+      warmupSeconds: WARMUP,
       scale: SCALE,
       cases: CASES,
       idleLevels: IDLE_LEVELS,
