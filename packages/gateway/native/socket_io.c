@@ -434,7 +434,7 @@ static napi_value js_peer(napi_env env, napi_callback_info info) {
   conn* c = find(io, arg_int(env, info, 0, NULL));
   napi_value result;
   napi_get_undefined(env, &result);
-  if (!c || c->closing || c->listener) return result;
+  if (!c || c->closing) return result;
   struct sockaddr_storage address;
   int length = sizeof(address);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&address, &length) != 0) return result;

@@ -31,6 +31,14 @@ async function nativePair(): Promise<{ near: NativeSocket; far: net.Socket }> {
   return { near, far };
 }
 
+/** A Node server listening on a free loopback port, for the native layer to take over, and its port. */
+async function listeningServer(onConnection?: () => void): Promise<{ node: net.Server; listenPort: number }> {
+  const node = net.createServer(onConnection);
+  node.listen(0, "127.0.0.1");
+  await once(node, "listening");
+  return { node, listenPort: (node.address() as net.AddressInfo).port };
+}
+
 function collect(socket: NativeSocket | net.Socket, bytes: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   let total = 0;
@@ -208,10 +216,9 @@ describe("native socket layer", () => {
 
   it("takes over a listening socket: accepts natively, says who connected, stops when closed", async () => {
     const layer = nativeSocketLayer() as NativeSocketLayer;
-    const node = net.createServer(() => assert.fail("Node accepted a connection after the takeover"));
-    node.listen(0, "127.0.0.1");
-    await once(node, "listening");
-    const { port: listenPort } = node.address() as net.AddressInfo;
+    const { node, listenPort } = await listeningServer(() =>
+      assert.fail("Node accepted a connection after the takeover"),
+    );
     const sockets: NativeSocket[] = [];
     const errors: Error[] = [];
     const listener = layer.listen(
@@ -259,10 +266,7 @@ describe("native socket layer", () => {
     skip: process.platform !== "linux",
   }, async () => {
     const layer = nativeSocketLayer() as NativeSocketLayer;
-    const node = net.createServer();
-    node.listen(0, "127.0.0.1");
-    await once(node, "listening");
-    const { port: listenPort } = node.address() as net.AddressInfo;
+    const { node, listenPort } = await listeningServer();
     const accepted: string[] = [];
     const listener = layer.listen(
       node,
@@ -291,10 +295,7 @@ describe("native socket layer", () => {
 
   it("a first message already there at accept arrives with the accept, in the same callback", async () => {
     const layer = nativeSocketLayer() as NativeSocketLayer;
-    const node = net.createServer();
-    node.listen(0, "127.0.0.1");
-    await once(node, "listening");
-    const { port: listenPort } = node.address() as net.AddressInfo;
+    const { node, listenPort } = await listeningServer();
     const seen: string[] = [];
     const got = new Promise<NativeSocket>((resolve) => {
       const listener = layer.listen(
