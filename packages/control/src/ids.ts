@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
+import { randomPassword } from "@pgbind/local-postgres";
 
 /** `pgb_` + 24 URL-safe random characters (144 bits). */
 export function newConfigId(): string {
@@ -23,9 +24,9 @@ export function newCredentialUser(): string {
   return `pgb_u_${suffix}`;
 }
 
-/** 32 random bytes, base64url (43 characters). */
+/** 32 random bytes, base64url (43 characters), never starting with `-`. */
 export function newCredentialPassword(): string {
-  return randomBytes(32).toString("base64url");
+  return randomPassword(32);
 }
 
 /** An API token: `pgbt_` + 32 random bytes, base64url. */

@@ -393,7 +393,13 @@ function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
   });
 }
 
-/** A random password suitable for a local superuser. */
+/**
+ * A random base64url password (`bytes` random bytes). It never starts with `-`: a CLI flag's value
+ * that does (`--password -x…`) is refused as ambiguous, so a generated password must be pasteable.
+ */
 export function randomPassword(bytes = 18): string {
-  return randomBytes(bytes).toString("base64url");
+  for (;;) {
+    const password = randomBytes(bytes).toString("base64url");
+    if (!password.startsWith("-")) return password;
+  }
 }

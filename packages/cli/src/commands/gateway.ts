@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +20,7 @@ import {
   type OriginSslMode,
   startMetricsServer,
 } from "@pgbind/gateway";
+import { randomPassword } from "@pgbind/local-postgres";
 import { createScramVerifier } from "@pgbind/protocol";
 import { CliError, EXIT } from "../errors.js";
 import type { CliIo, Command } from "../io.js";
@@ -486,7 +486,7 @@ function quickConfig(values: ReturnType<typeof parse>["values"], io: CliIo) {
   if (problems.length > 0) throw new CliError("USAGE", problems.join("\n"));
   const generated = values.password === undefined;
   const user = values.user ?? "app";
-  const password = values.password ?? randomBytes(18).toString("base64url");
+  const password = values.password ?? randomPassword();
   const config: GatewayConfig = {
     bindings: [
       {
