@@ -44,6 +44,7 @@ interface Slot<T> {
   readonly conn: T;
   readonly createdAt: number;
   idleSince: number;
+  busy: boolean;
 }
 
 /** Point-in-time figures for `SHOW POOLS` and metrics. */
@@ -66,7 +67,12 @@ export class ServerPool<T extends Poolable> {
   readonly #options: PoolOptions<T>;
   readonly #now: () => number;
   readonly #idle: Slot<T>[] = [];
-  readonly #busy = new Map<T, Slot<T>>();
+  /**
+   * Every open connection, busy or idle. Entries change only when a connection opens or closes, not per
+   * transaction: a map with an entry added and deleted on every acquire and release rehashes itself often.
+   */
+  readonly #slots = new Map<T, Slot<T>>();
+  #busyCount = 0;
   readonly #waiters: Waiter<T>[] = [];
   #connecting = 0;
   #paused = false;
@@ -122,19 +128,22 @@ export class ServerPool<T extends Poolable> {
   tryAcquire(): T | undefined {
     if (this.#closed || this.#paused || this.#waiters.length > 0) return undefined;
     const slot = this.#takeIdle();
-    if (slot) this.#busy.set(slot.conn, slot);
-    return slot?.conn;
+    if (!slot) return undefined;
+    slot.busy = true;
+    this.#busyCount++;
+    return slot.conn;
   }
 
   /** Returns a connection; one that is unusable, or told not to be reused, is closed. */
   release(conn: T, reuse = true): void {
-    const slot = this.#busy.get(conn);
-    if (!slot) return;
-    this.#busy.delete(conn);
+    const slot = this.#slots.get(conn);
+    if (!slot?.busy) return;
+    slot.busy = false;
+    this.#busyCount--;
     const lifetime = this.#options.lifetimeMs;
     const expired = lifetime > 0 && this.#now() - slot.createdAt >= lifetime;
     if (!reuse || !conn.usable || expired || this.#closed) {
-      conn.close();
+      this.#closeSlot(slot);
     } else {
       slot.idleSince = this.#now();
       this.#idle.push(slot);
@@ -158,7 +167,7 @@ export class ServerPool<T extends Poolable> {
     if (this.#reaper) clearInterval(this.#reaper);
     clearTimeout(this.#waitTimer);
     this.#waitTimer = undefined;
-    for (const slot of this.#idle.splice(0)) slot.conn.close();
+    for (const slot of this.#idle.splice(0)) this.#closeSlot(slot);
     for (const waiter of this.#waiters.splice(0)) {
       waiter.onError(new PoolError("POOL_CLOSED", "the pool is closing"));
     }
@@ -170,23 +179,28 @@ export class ServerPool<T extends Poolable> {
    * of it is a no-op.
    */
   forget(conn: T): void {
-    if (!this.#busy.delete(conn)) {
-      const index = this.#idle.findIndex((slot) => slot.conn === conn);
-      if (index === -1) return;
-      this.#idle.splice(index, 1);
+    const slot = this.#slots.get(conn);
+    if (!slot) return;
+    this.#slots.delete(conn);
+    if (slot.busy) {
+      slot.busy = false;
+      this.#busyCount--;
+    } else {
+      const index = this.#idle.indexOf(slot);
+      if (index !== -1) this.#idle.splice(index, 1);
     }
     this.#pulse();
   }
 
   /** Closes idle connections (config reload changed the origin); busy ones close on release. */
   drainIdle(): void {
-    for (const slot of this.#idle.splice(0)) slot.conn.close();
+    for (const slot of this.#idle.splice(0)) this.#closeSlot(slot);
   }
 
   get stats(): PoolStats {
     const oldest = this.#waiters[0];
     return {
-      active: this.#busy.size,
+      active: this.#busyCount,
       idle: this.#idle.length,
       connecting: this.#connecting,
       waiting: this.#waiters.length,
@@ -196,8 +210,10 @@ export class ServerPool<T extends Poolable> {
   }
 
   /** Busy connections, for `SHOW SERVERS`. */
-  get busy(): IterableIterator<T> {
-    return this.#busy.keys();
+  get busy(): T[] {
+    const busy: T[] = [];
+    for (const slot of this.#slots.values()) if (slot.busy) busy.push(slot.conn);
+    return busy;
   }
 
   /** Idle connections, for `SHOW SERVERS`. */
@@ -211,11 +227,12 @@ export class ServerPool<T extends Poolable> {
       const slot = this.#takeIdle();
       if (!slot) break;
       const waiter = this.#waiters.shift() as Waiter<T>;
-      this.#busy.set(slot.conn, slot);
+      slot.busy = true;
+      this.#busyCount++;
       // State is settled before the callback, which may release or acquire again (re-entering here).
       waiter.onReady(slot.conn);
     }
-    const total = this.#busy.size + this.#idle.length + this.#connecting;
+    const total = this.#slots.size + this.#connecting;
     const missing = Math.min(this.#waiters.length - this.#connecting, this.#options.size - total);
     for (let i = 0; i < missing; i++) this.#open();
   }
@@ -224,7 +241,7 @@ export class ServerPool<T extends Poolable> {
     // Most recently used first: keeps a warm core and lets surplus connections idle out.
     for (let slot = this.#idle.pop(); slot; slot = this.#idle.pop()) {
       if (slot.conn.usable) return slot;
-      slot.conn.close();
+      this.#closeSlot(slot);
     }
     return undefined;
   }
@@ -238,7 +255,9 @@ export class ServerPool<T extends Poolable> {
           conn.close();
           return;
         }
-        this.#idle.push({ conn, createdAt: this.#now(), idleSince: this.#now() });
+        const slot = { conn, createdAt: this.#now(), idleSince: this.#now(), busy: false };
+        this.#slots.set(conn, slot);
+        this.#idle.push(slot);
         this.#pulse();
       },
       (cause: unknown) => {
@@ -247,7 +266,7 @@ export class ServerPool<T extends Poolable> {
         // everyone waiting would hit the same failure: fail them all now (PgBouncer's fast-fail), rather
         // than one per budget. With live ones, fail the oldest and let the others wait for a release.
         const reason = cause instanceof Error ? cause.message : String(cause);
-        const noneAlive = this.#busy.size + this.#idle.length === 0;
+        const noneAlive = this.#slots.size === 0;
         const failing = noneAlive ? this.#waiters.splice(0) : this.#waiters.splice(0, 1);
         for (const waiter of failing) {
           waiter.onError(
@@ -268,9 +287,14 @@ export class ServerPool<T extends Poolable> {
       const tooOld = lifetimeMs > 0 && now - slot.createdAt >= lifetimeMs;
       if (idleTooLong || tooOld || !slot.conn.usable) {
         this.#idle.splice(i, 1);
-        slot.conn.close();
+        this.#closeSlot(slot);
       }
     }
+  }
+
+  #closeSlot(slot: Slot<T>): void {
+    this.#slots.delete(slot.conn);
+    slot.conn.close();
   }
 
   #armWaitTimer(): void {
