@@ -477,7 +477,8 @@ static napi_value js_read_stop(napi_env env, napi_callback_info info) {
   return int_value(env, uv_read_stop((uv_stream_t*)&c->tcp));
 }
 
-// write(id, bytes) -> 0 written, 1 queued (a drain event follows), or a negative errno.
+// write(id, bytes) -> undefined when the kernel took everything, 1 queued (a drain event follows), or a
+// negative errno. The common case returns no value: making a number costs a handle per write.
 static napi_value js_write(napi_env env, napi_callback_info info) {
   io_state* io = state(env);
   napi_value bytes;
@@ -489,12 +490,12 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "PGBIND_NATIVE_IO", "write() takes a Buffer");
     return NULL;
   }
-  if (length == 0) return int_value(env, 0);
+  if (length == 0) return NULL;
   size_t done = 0;
   if (c->tcp.write_queue_size == 0) {
     uv_buf_t buf = uv_buf_init((char*)data, (unsigned int)length);
     int n = uv_try_write((uv_stream_t*)&c->tcp, &buf, 1);
-    if (n == (int)length) return int_value(env, 0);
+    if (n == (int)length) return NULL;
     if (n < 0 && n != UV_EAGAIN) return int_value(env, n);
     if (n > 0) done = (size_t)n;
   }

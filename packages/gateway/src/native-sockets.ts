@@ -42,7 +42,8 @@ interface SocketIoAddon {
   peer(id: number): [string, number] | undefined;
   readStart(id: number): number;
   readStop(id: number): number;
-  write(id: number, data: Buffer): number;
+  /** undefined: written; 1: queued (a drain event follows); negative: an errno. */
+  write(id: number, data: Buffer): number | undefined;
   end(id: number): number;
   close(id: number): number;
   release(id: number): number;
@@ -116,7 +117,7 @@ export class NativeSocket extends EventEmitter implements RelaySocket {
   write(data: Buffer | string): boolean {
     if (!this.writable) return false;
     const result = this.#addon.write(this.#id, typeof data === "string" ? Buffer.from(data) : data);
-    if (result === 0) return true;
+    if (result === undefined) return true;
     if (result === 1) {
       this.#needDrain = true;
       return false;
