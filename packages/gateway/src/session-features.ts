@@ -78,6 +78,12 @@ function changesStateIn(text: string): boolean {
 const KEYWORDS = ["set", "listen", "prepare", "advisory", "hold", "deallocate", "discard"].map((word) =>
   Buffer.from(word),
 );
+/** The keywords by their first letter (lower case): most bytes of a statement start none of them. */
+const KEYWORDS_BY_FIRST: (Buffer[] | undefined)[] = Array.from({ length: 256 }, () => undefined);
+for (const word of KEYWORDS) {
+  const first = word[0] as number;
+  KEYWORDS_BY_FIRST[first] = [...(KEYWORDS_BY_FIRST[first] ?? []), word];
+}
 
 /**
  * A byte-level pre-check on a Parse payload for {@link inspectStatement}:
@@ -88,9 +94,10 @@ export function mayNeedInspection(payload: Uint8Array): boolean {
   const end = payload.length;
   for (let i = 0; i < end; i++) {
     // `| 0x20` folds ASCII upper case to lower case.
-    const first = (payload[i] as number) | 0x20;
-    for (const word of KEYWORDS) {
-      if (first !== word[0] || i + word.length > end) continue;
+    const candidates = KEYWORDS_BY_FIRST[(payload[i] as number) | 0x20];
+    if (candidates === undefined) continue;
+    for (const word of candidates) {
+      if (i + word.length > end) continue;
       let j = 1;
       while (j < word.length && ((payload[i + j] as number) | 0x20) === word[j]) j++;
       if (j === word.length) return true;
