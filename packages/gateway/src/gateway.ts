@@ -231,7 +231,7 @@ export class Gateway {
             preparedStatements: server.prepared.size,
           });
           return [
-            ...[...runtime.pool.busy].map((server) => row(server, "active")),
+            ...runtime.pool.busy.map((server) => row(server, "active")),
             ...runtime.pool.idle.map((server) => row(server, "idle")),
           ];
         }),

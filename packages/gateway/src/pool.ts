@@ -72,7 +72,6 @@ export class ServerPool<T extends Poolable> {
    * transaction: a map with an entry added and deleted on every acquire and release rehashes itself often.
    */
   readonly #slots = new Map<T, Slot<T>>();
-  #busyCount = 0;
   readonly #waiters: Waiter<T>[] = [];
   #connecting = 0;
   #paused = false;
@@ -130,7 +129,6 @@ export class ServerPool<T extends Poolable> {
     const slot = this.#takeIdle();
     if (!slot) return undefined;
     slot.busy = true;
-    this.#busyCount++;
     return slot.conn;
   }
 
@@ -139,7 +137,6 @@ export class ServerPool<T extends Poolable> {
     const slot = this.#slots.get(conn);
     if (!slot?.busy) return;
     slot.busy = false;
-    this.#busyCount--;
     const lifetime = this.#options.lifetimeMs;
     const expired = lifetime > 0 && this.#now() - slot.createdAt >= lifetime;
     if (!reuse || !conn.usable || expired || this.#closed) {
@@ -182,10 +179,7 @@ export class ServerPool<T extends Poolable> {
     const slot = this.#slots.get(conn);
     if (!slot) return;
     this.#slots.delete(conn);
-    if (slot.busy) {
-      slot.busy = false;
-      this.#busyCount--;
-    } else {
+    if (!slot.busy) {
       const index = this.#idle.indexOf(slot);
       if (index !== -1) this.#idle.splice(index, 1);
     }
@@ -200,7 +194,7 @@ export class ServerPool<T extends Poolable> {
   get stats(): PoolStats {
     const oldest = this.#waiters[0];
     return {
-      active: this.#busyCount,
+      active: this.#slots.size - this.#idle.length,
       idle: this.#idle.length,
       connecting: this.#connecting,
       waiting: this.#waiters.length,
@@ -228,7 +222,6 @@ export class ServerPool<T extends Poolable> {
       if (!slot) break;
       const waiter = this.#waiters.shift() as Waiter<T>;
       slot.busy = true;
-      this.#busyCount++;
       // State is settled before the callback, which may release or acquire again (re-entering here).
       waiter.onReady(slot.conn);
     }
